@@ -1,0 +1,55 @@
+"""The `darts` command. Start-up stays light: each subcommand lives in darts/commands/<name>.py,
+which defines ``configure(parser)`` and ``run(args) -> int`` and imports torch only inside ``run``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# name -> (module, one-line help). Order is the order `darts --help` lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("darts.commands.data", "fetch or copy a dataset, verify it, write its manifest"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from darts import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="darts",
+        description="DARTS (Liu et al., ICLR 2019): search, select, retrain, evaluate, tabulate.",
+    )
+    parser.add_argument("--version", action="version", version=f"darts {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
+        module.configure(p)
+        p.set_defaults(_module=module_name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from darts.errors import DartsError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except DartsError as exc:
+        print(f"darts {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"darts {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
