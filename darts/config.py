@@ -40,7 +40,7 @@ class Runtime(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default")
     deterministic: bool = False
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    num_workers: int = Field(4, ge=0, description="DataLoader worker processes")
     checkpoint_dir: str = Field(".darts/checkpoints", description="resumable state, outside every engine's outputs")
     progress: bool = True
 
