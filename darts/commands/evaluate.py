@@ -1,0 +1,59 @@
+"""Error of saved weights: ours (weights.pt of `darts train`) or the official release's.
+
+  darts evaluate cifar10  --genotype DARTS_V2 --weights cifar10_model.pt
+  darts evaluate imagenet --genotype DARTS_V2 --weights imagenet_model.pt [--imagenet-root DIR]
+
+The network has the size of the params section train_cifar10 / train_imagenet (20 cells, 36
+channels / 14 cells, 48 channels at paper scale) and the auxiliary tower when the weights carry
+one. Weights load with strict key and shape matching (a `module.` prefix is accepted); the CIFAR-10
+test set or the ImageNet validation set is evaluated once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from darts.config import add_config_args, params_from_args
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", choices=("cifar10", "imagenet"))
+    parser.add_argument("--genotype", required=True, help="a published name, a genotype.json, or a Genotype(...) string")
+    parser.add_argument("--weights", type=Path, required=True, help="a state dict in the official layout")
+    parser.add_argument("--data", type=Path, help="CIFAR-10 folder (default: <data.root>/cifar10)")
+    parser.add_argument("--imagenet-root", type=Path, help="ImageNet root (default: data.imagenet_root or the recorded one)")
+    parser.add_argument("--out", type=Path, help="also write the result to this JSON file")
+    add_config_args(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from darts import runtime
+    from darts.commands.train import cifar10_root, imagenet_root
+    from darts.genotypes import load_genotype
+    from darts.io import write_json
+    from darts.train import cnn
+
+    params = params_from_args(args)
+    task = cnn.Task(args.dataset)
+    cfg = getattr(params, task.section)
+    genotype = load_genotype(args.genotype, "cnn")
+    root = imagenet_root(args.imagenet_root, params) if task.dataset == "imagenet" else cifar10_root(args.data, params)
+    device = runtime.setup(params.runtime, seed=0)
+    eval_set, num_classes, _ = cnn.load_eval_data(task, params, root)
+    model = cnn.load_trained(task, cfg, genotype, num_classes, args.weights).to(device)
+    result = cnn.evaluate(model, eval_set, cfg, device, cnn.D.World(), params.runtime.num_workers)
+    summary = {
+        "dataset": task.dataset,
+        "weights": str(args.weights),
+        "genotype": args.genotype,
+        "top1_error": round(100.0 - result.top1, 4),
+        "top5_error": round(100.0 - result.top5, 4),
+        "loss": result.loss,
+        "images": result.images,
+    }
+    print(json.dumps(summary, indent=2))
+    if args.out is not None:
+        write_json(args.out, summary)
+    return 0

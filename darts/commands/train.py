@@ -1,0 +1,123 @@
+"""Retrain a genotype from scratch with the paper's recipe and write a run directory.
+
+  darts train cifar10  --genotype DARTS_V2 --seed 0 --out runs/train_cifar10/DARTS_V2-r0
+  darts train cifar10  --genotype G.json --seed 0 --out DIR --split search   (a selection run)
+  darts train imagenet --genotype DARTS_V2 --seed 0 --out DIR [--imagenet-root DIR]
+
+Runs as one process (CPU or one GPU) or under torchrun (one process per GPU) unchanged. Every
+epoch is checkpointed under runtime.checkpoint_dir; rerunning the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from darts.config import Params, add_config_args, params_from_args
+from darts.errors import DartsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """One ``darts train DATASET``: its own options and its runner.
+
+    ``configure`` must not import torch (``darts --help`` stays fast); ``run`` receives the parsed
+    arguments and the merged params and returns the exit code. Other spaces register here.
+    """
+
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, Params], int]
+
+
+def add_split_option(parser: argparse.ArgumentParser, section: str) -> None:
+    parser.add_argument(
+        "--split", choices=("full", "search"), default="full",
+        help=f"full: train on the training set, report the test metric; search: a selection run "
+             f"(params section {section}) trained on the search split and scored on its held-out part",
+    )
+
+
+def _configure_cifar10(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, help="the CIFAR-10 folder `darts data cifar10` wrote "
+                                                  "(default: <data.root>/cifar10)")
+    add_split_option(parser, "select_cnn")
+
+
+def _configure_imagenet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--imagenet-root", type=Path,
+                        help="an ImageFolder root with train/ and val/ (default: data.imagenet_root, "
+                             "else the root `darts data imagenet` recorded)")
+    parser.add_argument(
+        "--if-missing", choices=("fail", "skip"), default="fail",
+        help="skip: at smoke scale, when no ImageNet data exists, write metrics.json "
+             '{"status": "not_run", ...} and succeed; at paper scale a missing ImageNet always fails',
+    )
+
+
+def _run_cnn(args: argparse.Namespace, params: Params) -> int:
+    from darts.genotypes import load_genotype
+    from darts.train import cnn
+
+    task = cnn.Task(args.dataset, getattr(args, "split", "full"))
+    genotype = load_genotype(args.genotype, "cnn")
+    if task.dataset == "imagenet":
+        root = _imagenet_root_or_skip(args, params)
+        if root is None:
+            return 0
+    else:
+        root = cifar10_root(args.data, params)
+    cnn.train(task, params, genotype, args.seed, args.out, root)
+    return 0
+
+
+def cifar10_root(explicit: Path | None, params: Params) -> Path:
+    return explicit if explicit is not None else Path(params.data.root) / "cifar10"
+
+
+def imagenet_root(explicit: Path | None, params: Params) -> Path:
+    """The ImageNet root to use; raises the data module's helpful DartsError when there is none."""
+    from darts.data import imagenet
+
+    return imagenet.resolve_root(explicit, params)
+
+
+def _imagenet_root_or_skip(args: argparse.Namespace, params: Params) -> Path | None:
+    try:
+        return imagenet_root(args.imagenet_root, params)
+    except DartsError as exc:
+        if args.if_missing != "skip" or params.scale != "smoke":
+            raise
+        from darts.io import write_json
+
+        log.warning("no ImageNet data at smoke scale; recording the stage as not run: %s", exc)
+        write_json(Path(args.out) / "metrics.json", {"status": "not_run", "reason": f"no ImageNet data: {exc}"})
+        return None
+
+
+TRAINERS: dict[str, Trainer] = {
+    "cifar10": Trainer("CIFAR-10: final evaluation (App. A.2.1) or a selection run (--split search)",
+                       _configure_cifar10, _run_cnn),
+    "imagenet": Trainer("ImageNet, mobile setting (App. A.2.3): top-1/top-5 error", _configure_imagenet, _run_cnn),
+}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
+    for name, trainer in TRAINERS.items():
+        p = sub.add_parser(name, help=trainer.help, description=trainer.help)
+        p.add_argument("--genotype", required=True, help="a published name (e.g. DARTS_V2), a genotype.json, "
+                                                         "or an official Genotype(...) string")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--out", type=Path, required=True, help="the run directory to write")
+        trainer.configure(p)
+        add_config_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    return TRAINERS[args.dataset].run(args, params_from_args(args))
