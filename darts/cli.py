@@ -11,6 +11,8 @@ import sys
 # name -> (module, one-line help). Order is the order `darts --help` lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("darts.commands.data", "fetch or copy a dataset, verify it, write its manifest"),
+    "train": ("darts.commands.train", "retrain a genotype from scratch (CIFAR-10, selection runs, ImageNet)"),
+    "evaluate": ("darts.commands.evaluate", "error of saved weights (ours or the official release's)"),
 }
 
 
