@@ -13,6 +13,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("darts.commands.data", "fetch or copy a dataset, verify it, write its manifest"),
     "train": ("darts.commands.train", "retrain a genotype from scratch (CIFAR-10, selection runs, ImageNet)"),
     "evaluate": ("darts.commands.evaluate", "error of saved weights (ours or the official release's)"),
+    "sample": ("darts.commands.sample", "sample the random-search baseline's cells uniformly from the space"),
+    "select": ("darts.commands.select", "choose the best cell of the searches (or random samples) by held-out score"),
+    "gate": ("darts.commands.gate", "run a pipeline stage instance only if it is active at the current scale"),
 }
 
 

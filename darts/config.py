@@ -56,10 +56,8 @@ class Pipeline(Section):
     seeds: list[int] = [0, 1, 2, 3]
     cnn_orders: list[Literal["first", "second"]] = ["first", "second"]
     rnn_orders: list[Literal["first", "second"]] = ["first", "second"]
-    cifar10_runs: int = Field(10, gt=0)
-    imagenet_runs: int = Field(1, gt=0)
-    ptb_runs: int = Field(1, gt=0)
-    wikitext2_runs: int = Field(1, gt=0)
+    cifar10_runs: list[int] = Field(list(range(10)), min_length=1, description="run ids (and seeds) of the final CIFAR-10 runs")
+    select_seed: int = Field(0, ge=0, description="the seed every selection candidate trains with")
     random_cnn_samples: int = Field(24, gt=0)
     random_rnn_samples: int = Field(8, gt=0)
     published_cells: bool = False

@@ -1,0 +1,46 @@
+"""Choose the cell for final evaluation: the best of the searches (or random samples) by held-out score.
+
+  darts select cnn --method second --out runs/select_cnn/second
+  darts select rnn --method random --out runs/select_rnn/random
+  darts select cnn --method DARTS_V2 --out runs/select_cnn/DARTS_V2     (a published cell: no training)
+
+Candidates of an order are runs/search_<space>/<order>/s<seed>/ for the active pipeline.seeds; of
+`random`, runs/random_<space>/sample<i>/. Each is trained from scratch with the selection schedule
+(params select_cnn / select_rnn) through `darts train ... --split search`; the test set is never read.
+Writes OUT/selected.json, OUT/genotype.json (the chosen cell) and OUT/candidates/<name>/ (the runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from darts.config import add_config_args, params_from_args
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("space", choices=("cnn", "rnn"))
+    parser.add_argument("--method", required=True, help="first | second | random | a published cell name")
+    parser.add_argument("--out", type=Path, required=True, help="the selection's output directory")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="the runs/ tree holding the candidates")
+    add_config_args(parser)
+
+
+def config_argv(args: argparse.Namespace) -> list[str]:
+    """The config options of this command, to hand on to each candidate's `darts train`."""
+    argv = ["--params", str(args.params)]
+    if args.scale:
+        argv += ["--scale", args.scale]
+    for item in args.overrides:
+        argv += ["--set", item]
+    if args.device:
+        argv += ["--device", args.device]
+    return argv
+
+
+def run(args: argparse.Namespace) -> int:
+    from darts.pipeline.select import cli_trainer, select
+
+    params = params_from_args(args)
+    select(params, args.space, args.method, args.out, args.runs, cli_trainer(config_argv(args)))
+    return 0
