@@ -11,8 +11,11 @@ import sys
 # name -> (module, one-line help). Order is the order `darts --help` lists them.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("darts.commands.data", "fetch or copy a dataset, verify it, write its manifest"),
+    "search": ("darts.commands.search", "architecture search (first or second order): genotype, alphas, history"),
     "train": ("darts.commands.train", "retrain a genotype from scratch (CIFAR-10, selection runs, ImageNet)"),
     "evaluate": ("darts.commands.evaluate", "error of saved weights (ours or the official release's)"),
+    "genotype": ("darts.commands.genotype", "show a genotype, convert official string <-> JSON, sample a random one"),
+    "info": ("darts.commands.info", "parameter count and multiply-adds of a genotype's evaluation network"),
     "sample": ("darts.commands.sample", "sample the random-search baseline's cells uniformly from the space"),
     "select": ("darts.commands.select", "choose the best cell of the searches (or random samples) by held-out score"),
     "gate": ("darts.commands.gate", "run a pipeline stage instance only if it is active at the current scale"),

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 from darts.errors import DartsError
-from darts.io import write_json
+from darts.io import write_text
 
 CNN_PRIMITIVES: tuple[str, ...] = (
     "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
@@ -216,7 +216,9 @@ def _save(genotype: Genotype, path: str | Path, extra: Mapping[str, Any]) -> Non
     clash = set(extra) & set(genotype.FIELDS)
     if clash:
         raise ValueError(f"extra keys {sorted(clash)} would overwrite genotype fields")
-    write_json(path, {**extra, **genotype.to_json()})
+    data = {**extra, **genotype.to_json()}
+    # One line per field keeps a cell's (op, input) pairs readable in diffs and reviews.
+    write_text(path, "{\n" + ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in data.items()) + "\n}\n")
 
 
 def _expect(genotype: Genotype, cls: type) -> Any:
@@ -245,7 +247,10 @@ def _literal(node: ast.expr) -> Any:
         if not all(isinstance(a, int) for a in args):
             raise ValueError("range() arguments must be integers")
         return list(range(*args))
-    return ast.literal_eval(node)
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise ValueError(f"only literals and range(...) are allowed, found {ast.unparse(node)[:40]!r}") from None
 
 
 def parse_official(text: str) -> Genotype:
@@ -288,23 +293,36 @@ def _load_published() -> dict[str, dict[str, Genotype]]:
 PUBLISHED: dict[str, dict[str, Genotype]] = _load_published()
 
 
-def load_genotype(spec: str | Path, space: str) -> Genotype:
-    """A published NAME, a FILE (JSON, or an official string), or an official ``Genotype(...)`` STRING."""
-    if space not in SPACES:
+def load_genotype(spec: str | Path, space: str | None) -> Genotype:
+    """A published NAME, a FILE (JSON, or an official string), or an official ``Genotype(...)`` STRING.
+
+    With ``space=None`` either kind is accepted; a published name is then looked up among the CNN
+    cells first (DARTS, DARTS_V1 and DARTS_V2 name cells of both spaces).
+    """
+    if space is not None and space not in SPACES:
         raise DartsError(f"unknown genotype space {space!r}; expected one of {', '.join(SPACES)}")
     text = str(spec)
-    if text in PUBLISHED[space]:
-        return PUBLISHED[space][text]
+    for candidate in SPACES if space is None else (space,):
+        if text in PUBLISHED[candidate]:
+            return PUBLISHED[candidate][text]
     if "Genotype(" in text:
         genotype = parse_official(text)
     elif Path(text).is_file():
         genotype = _read_file(Path(text))
+    elif space is not None and any(text in PUBLISHED[other] for other in SPACES):
+        raise DartsError(f"genotype {text!r} is a published {_other(space).upper()} cell; "
+                         f"a {space.upper()} one is needed")
     else:
-        raise DartsError(f"genotype {text!r}: not a published {space} genotype "
-                         f"({', '.join(PUBLISHED[space])}), an existing file, or a Genotype(...) string")
-    if genotype.space != space:
+        names = ", ".join(sorted({n for s in (SPACES if space is None else (space,)) for n in PUBLISHED[s]}))
+        raise DartsError(f"genotype {text!r}: not a published {space or 'CNN/RNN'} genotype ({names}), "
+                         f"an existing file, or a Genotype(...) string")
+    if space is not None and genotype.space != space:
         raise DartsError(f"genotype {text!r} is a {genotype.space.upper()} genotype; a {space.upper()} one is needed")
     return genotype
+
+
+def _other(space: str) -> str:
+    return SPACES[1 - SPACES.index(space)]
 
 
 def _read_file(path: Path) -> Genotype:

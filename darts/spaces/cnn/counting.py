@@ -91,4 +91,5 @@ def network_info(
         "params": count_parameters(model),
         "params_auxiliary": count_parameters(model, exclude_auxiliary=False) - count_parameters(model),
         "mult_adds": count_mult_adds(model, (3, setting.resolution, setting.resolution)),
+        "mult_adds_per": "image",
     }
