@@ -3,10 +3,11 @@
   darts evaluate cifar10  --genotype DARTS_V2 --weights cifar10_model.pt
   darts evaluate imagenet --genotype DARTS_V2 --weights imagenet_model.pt [--imagenet-root DIR]
 
-The network has the size of the params section train_cifar10 / train_imagenet (20 cells, 36
-channels / 14 cells, 48 channels at paper scale) and the auxiliary tower when the weights carry
-one. Weights load with strict key and shape matching (a `module.` prefix is accepted); the CIFAR-10
-test set or the ImageNet validation set is evaluated once.
+The network is the one the params section train_cifar10 / train_imagenet describes, as training
+built it: 20 cells, 36 channels / 14 cells, 48 channels at paper scale, with the auxiliary tower
+when auxiliary_weight > 0 (the official weights have one). Weights load with strict key and shape
+matching (a `module.` prefix is accepted); the CIFAR-10 test set or the ImageNet validation set is
+evaluated once. Smoke-scale weights need --scale smoke, like the run that wrote them.
 """
 
 from __future__ import annotations

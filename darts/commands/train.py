@@ -81,13 +81,17 @@ def cifar10_root(explicit: Path | None, params: Params) -> Path:
 
 
 def imagenet_root(explicit: Path | None, params: Params) -> Path:
-    """The ImageNet root to use; raises the data module's helpful DartsError when there is none."""
+    """The ImageNet root to use; the data module's helpful DartsError when there is none."""
     from darts.data import imagenet
 
-    return imagenet.resolve_root(explicit, params)
+    root = imagenet.resolve_root(explicit, params)
+    if not (root / "train").is_dir():
+        raise DartsError(f"no ImageNet data at {root} (no train/ folder): {imagenet.MISSING_HELP}")
+    return root
 
 
 def _imagenet_root_or_skip(args: argparse.Namespace, params: Params) -> Path | None:
+    """The root, or None after recording the stage as not run (``--if-missing skip`` at smoke scale)."""
     try:
         return imagenet_root(args.imagenet_root, params)
     except DartsError as exc:
@@ -95,8 +99,8 @@ def _imagenet_root_or_skip(args: argparse.Namespace, params: Params) -> Path | N
             raise
         from darts.io import write_json
 
-        log.warning("no ImageNet data at smoke scale; recording the stage as not run: %s", exc)
-        write_json(Path(args.out) / "metrics.json", {"status": "not_run", "reason": f"no ImageNet data: {exc}"})
+        log.warning("recording the stage as not run: %s", exc)
+        write_json(Path(args.out) / "metrics.json", {"status": "not_run", "reason": "no ImageNet data"})
         return None
 
 

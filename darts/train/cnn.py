@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from darts import runtime
 from darts.checkpoint import Checkpoint
 from darts.config import Params, TrainCNN, config_hash, section_dict
+from darts.data import loading
 from darts.errors import DartsError
 from darts.io import atomic_path, write_json
 from darts.recording import Recorder, device_cost, write_meta
@@ -104,7 +105,7 @@ def load_data(task: Task, params: Params, root: Path) -> TaskData:
 
         train_set = imagenet.train_dataset(root)
         eval_set, num_classes, summary = load_eval_data(task, params, root)
-        return TaskData(_cap(train_set, cfg.train_images), eval_set, num_classes, summary)
+        return TaskData(loading.take(train_set, cfg.train_images), eval_set, num_classes, summary)
     from darts.data import cifar
 
     train_x, train_y, test_x, test_y = cifar.load_cifar10(root)
@@ -128,15 +129,9 @@ def load_eval_data(task: Task, params: Params, root: Path) -> tuple[Dataset, int
         from darts.data import imagenet
 
         val_set = imagenet.val_dataset(root)
-        return _cap(val_set, cfg.eval_images), imagenet.num_classes(val_set), imagenet.manifest_summary(root)
+        return loading.take(val_set, cfg.eval_images), imagenet.num_classes(val_set), imagenet.manifest_summary(root)
     data = load_data(task, params, root)
     return data.eval, data.num_classes, data.summary
-
-
-def _cap(dataset: Dataset, limit: int | None) -> Dataset:
-    from darts.data.imagenet import take
-
-    return dataset if limit is None else take(dataset, limit)
 
 
 def build_model(task: Task, cfg: TrainCNN, genotype: CNNGenotype, num_classes: int) -> nn.Module:
@@ -145,6 +140,15 @@ def build_model(task: Task, cfg: TrainCNN, genotype: CNNGenotype, num_classes: i
 
     network = NetworkImageNet if task.dataset == "imagenet" else NetworkCIFAR
     return network(cfg.init_channels, num_classes, cfg.layers, cfg.auxiliary_weight > 0, genotype)
+
+
+def load_trained(task: Task, cfg: TrainCNN, genotype: CNNGenotype, num_classes: int, weights: Path) -> nn.Module:
+    """The network the params describe, with saved weights loaded strictly (ours or the official ones)."""
+    from darts.spaces.cnn.weights import load_official_state_dict
+
+    model = build_model(task, cfg, genotype, num_classes)
+    load_official_state_dict(model, weights)
+    return model
 
 
 def run_key(task: Task, params: Params, genotype: CNNGenotype, seed: int, data_summary: dict) -> str:
@@ -163,8 +167,8 @@ def train(task: Task, params: Params, genotype: CNNGenotype, seed: int, out: Pat
     device = runtime.setup(params.runtime, seed)
     world, device = D.init_world(device)
     try:
-        if world.distributed:  # each rank its own augmentation and drop-path draws
-            runtime.seed_everything(seed + 1_000_003 * world.rank)
+        if world.distributed:  # each rank its own drop-path draws
+            runtime.seed_everything(loading.derive_seed(seed, "rank", world.rank))
         data = load_data(task, params, data_root)
         key = run_key(task, params, genotype, seed, data.summary)
         model = build_model(task, cfg, genotype, data.num_classes).to(device)
@@ -190,7 +194,7 @@ def train(task: Task, params: Params, genotype: CNNGenotype, seed: int, out: Pat
         if world.is_main:
             out.mkdir(parents=True, exist_ok=True)
             write_meta(out, section_dict(params, "runtime", task.section), seed=seed, dataset=task.dataset,
-                       split=task.split, method=None, genotype=genotype.to_json(), data=data.summary,
+                       split=task.split, genotype=genotype.to_json(), data=data.summary,
                        run_key=key, world_size=world.size)
             recorder = Recorder(out, cfg.epochs, history)
 
@@ -220,7 +224,7 @@ def train(task: Task, params: Params, genotype: CNNGenotype, seed: int, out: Pat
                 })
             D.barrier(world)
 
-        result = evaluate(model, D.eval_shard(data.eval, world), cfg, device, world, params.runtime.num_workers)
+        result = evaluate(model, data.eval, cfg, device, world, params.runtime.num_workers)
         wall = wall_before + time.monotonic() - started
         metrics = report(task, cfg, result, model, data)
         if world.is_main:
@@ -236,12 +240,12 @@ def train(task: Task, params: Params, genotype: CNNGenotype, seed: int, out: Pat
 
 def _train_loader(dataset: Dataset, batch: int, world: D.World, seed: int, epoch: int, params: Params,
                   device: torch.device) -> DataLoader:
-    sampler = D.train_sampler(dataset, world, seed, epoch)
+    """This rank's batches of ``epoch``: order and augmentation are functions of (seed, epoch) alone."""
+    per_rank = math.ceil(len(dataset) / world.size)  # type: ignore[arg-type]
     # A last batch of a single image cannot be batch-normalised at 1x1 in the auxiliary tower.
-    drop_last = len(sampler) % batch == 1
-    return DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=drop_last,
-                      num_workers=params.runtime.num_workers, pin_memory=device.type == "cuda",
-                      generator=D.epoch_generator(seed, epoch))
+    return loading.epoch_loader(dataset, batch, seed=seed, epoch=epoch, drop_last=per_rank % batch == 1,
+                                num_workers=params.runtime.num_workers, pin_memory=device.type == "cuda",
+                                rank=world.rank, world_size=world.size)
 
 
 def _autocast(cfg: TrainCNN, device: torch.device):
@@ -286,8 +290,8 @@ def evaluate(model: nn.Module, dataset: Dataset, cfg: TrainCNN, device: torch.de
              num_workers: int = 0) -> EvalResult:
     """Mean cross-entropy (no smoothing) and top-1/top-5 accuracy over the whole set, all ranks."""
     model.eval()
-    loader = DataLoader(dataset, batch_size=cfg.eval_batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
+    loader = loading.eval_loader(dataset, cfg.eval_batch_size, num_workers=num_workers,
+                                 pin_memory=device.type == "cuda", rank=world.rank, world_size=world.size)
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, top1, top5, n
     for x, y in loader:
         x, y = _to_device(x, cfg, device), y.to(device, non_blocking=True)
@@ -322,7 +326,7 @@ def report(task: Task, cfg: TrainCNN, result: EvalResult, model: nn.Module, data
     resolution = 224 if task.dataset == "imagenet" else 32
     metrics |= {
         "params": count_parameters(model),
-        "mult_adds": count_mult_adds(model, (1, 3, resolution, resolution)),
+        "mult_adds": count_mult_adds(model, (3, resolution, resolution)),
         "epochs": cfg.epochs,
         "classes": data.num_classes,
         "train_images": len(data.train),

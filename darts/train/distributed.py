@@ -2,9 +2,9 @@
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the process group is initialised from
 the environment, each process takes one GPU (``LOCAL_RANK``), the model is wrapped in
-DistributedDataParallel, the training set is sharded by a ``DistributedSampler`` and only rank 0
-writes files. As a single process every helper here is a no-op, so the caller never branches on
-the world size.
+DistributedDataParallel, each rank takes its share of every batch (the data loaders of
+``darts.data.loading`` shard by rank) and only rank 0 writes files. As a single process every
+helper here is a no-op, so the caller never branches on the world size.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import Dataset, DistributedSampler, RandomSampler, Sampler, Subset
 
 
 @dataclass(frozen=True)
@@ -67,31 +66,6 @@ def wrap_model(model: nn.Module, world: World, device: torch.device) -> nn.Modul
 def unwrap(model: nn.Module) -> nn.Module:
     """The bare network (official state-dict keys, no ``module.`` prefix)."""
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def train_sampler(dataset: Dataset, world: World, seed: int, epoch: int) -> Sampler:
-    """This rank's shuffled share of the training set for ``epoch``.
-
-    The order is a function of (seed, epoch) alone, so a resumed run sees the same batches as an
-    uninterrupted one.
-    """
-    if world.distributed:
-        sampler = DistributedSampler(dataset, num_replicas=world.size, rank=world.rank, shuffle=True, seed=seed)
-        sampler.set_epoch(epoch)
-        return sampler
-    return RandomSampler(dataset, generator=epoch_generator(seed, epoch))
-
-
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """A generator seeded by (seed, epoch): shuffling and worker seeds never depend on history."""
-    return torch.Generator().manual_seed(seed * 100_003 + epoch)
-
-
-def eval_shard(dataset: Dataset, world: World) -> Dataset:
-    """Every rank's disjoint slice of an evaluation set; together exactly the set, no padding."""
-    if not world.distributed:
-        return dataset
-    return Subset(dataset, range(world.rank, len(dataset), world.size))
 
 
 def per_rank_batch(batch_size: int, world: World) -> int:
