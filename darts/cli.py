@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("darts.commands.sample", "sample the random-search baseline's cells uniformly from the space"),
     "select": ("darts.commands.select", "choose the best cell of the searches (or random samples) by held-out score"),
     "gate": ("darts.commands.gate", "run a pipeline stage instance only if it is active at the current scale"),
+    "tabulate": ("darts.commands.tabulate", "the results tables beside the paper's, the figures and results/REPORT.md"),
+    "compare": ("darts.commands.compare", "diff results/ against the paper's tables; --strict fails on any miss"),
 }
 
 

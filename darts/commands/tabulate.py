@@ -1,0 +1,60 @@
+"""Write the results tables, figures and report from the stage outputs.
+
+  darts tabulate [--runs runs] [--out results]
+
+Writes <out>/table1_cifar10.csv, table2_ptb.csv, table3_imagenet.csv, table4_wikitext2.csv (every
+row of the paper's tables, ours beside the row each is diffed against), <out>/figures/*.png|pdf and
+<out>/REPORT.md. Smoke-scale outputs say so in the scale column, every figure title and the
+report's first line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from darts.config import add_config_args, params_from_args
+from darts.errors import DartsError
+
+log = logging.getLogger(__name__)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", default="runs", help="the stage outputs (default: runs)")
+    parser.add_argument("--out", default="results", help="where the tables, figures/ and REPORT.md go (default: results)")
+    parser.add_argument("--deviations", default="DEVIATIONS.md",
+                        help="the project's deviations, quoted in the report (default: DEVIATIONS.md)")
+    add_config_args(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from darts.io import write_text
+    from darts.report.figures import render_all
+    from darts.report.report import build_report
+    from darts.report.tables import build_tables, write_tables
+
+    params = params_from_args(args)
+    runs, out = Path(args.runs), Path(args.out)
+    if not runs.is_dir():
+        raise DartsError(f"{runs}: no such folder of stage outputs (run the pipeline first, or pass --runs)")
+    tables = build_tables(runs, params.data.root)
+    written = write_tables(tables, out)
+    figures_dir = out / "figures"
+    figures = render_all(runs, tables, figures_dir)
+    _remove_stale(figures_dir, [p for paths in figures.values() for p in paths])
+    report = out / "REPORT.md"
+    write_text(report, build_report(tables, figures, out, params.compare, Path(args.deviations), f"{runs}/"))
+    ours = sum(int((t["source"] == "ours").sum()) for t in tables.values())
+    print(f"wrote {len(written)} tables ({ours} rows of ours), "
+          f"{sum(len(v) for v in figures.values())} figures and {report}")
+    return 0
+
+
+def _remove_stale(figures_dir: Path, made: list[Path]) -> None:
+    """Figures of runs that no longer exist must not linger beside the fresh ones."""
+    keep = {p.stem for p in made}
+    for path in figures_dir.iterdir():
+        if path.suffix in (".png", ".pdf") and path.stem not in keep:
+            log.info("removing stale figure %s", path)
+            path.unlink()

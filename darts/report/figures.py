@@ -1,0 +1,364 @@
+"""The figures of the report, drawn from the stage outputs with seaborn (PNG and PDF).
+
+Each ``*_figure`` function returns a matplotlib Figure (or a graphviz graph for the cells) built
+only from the files under ``runs/`` or the results tables, so tests can inspect what was drawn;
+``render_all`` saves them under ``results/figures/``. Every title carries the scale when any of its
+data is not at paper scale, so a smoke plot is never mistaken for a reproduction.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Iterable
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from darts.errors import DartsError  # noqa: E402
+from darts.genotypes import CNN_PRIMITIVES, RNN_PRIMITIVES, CNNGenotype, Genotype, load_genotype  # noqa: E402
+from darts.io import atomic_path  # noqa: E402
+from darts.report.runs import Run, final_runs, read_history, search_runs, snapshot_runs  # noqa: E402
+from darts.report.tables import METHOD_LABELS, SPECS, TableSpec  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+SPACE_NAMES = {"cnn": "CNN (CIFAR-10)", "rnn": "RNN (PTB)"}
+CELLS = {"cnn": ("normal", "reduce"), "rnn": ("recurrent",)}
+PRIMITIVES = {"cnn": CNN_PRIMITIVES, "rnn": RNN_PRIMITIVES}
+FIRST_NODE = {"cnn": 2, "rnn": 1}          # index of the first node an edge can lead to
+NODES = {"cnn": 4, "rnn": 8}               # intermediate nodes with searched inputs
+SKIP_OP = {"cnn": "skip_connect", "rnn": "identity"}
+CURVE_KEYS = {
+    "train_loss": "training loss", "train_acc": "training accuracy (%)", "train_ppl": "training perplexity",
+    "valid_loss": "validation loss", "valid_acc": "validation accuracy (%)", "valid_ppl": "validation perplexity",
+}
+DPI = 110
+
+
+def scale_note(scales: Iterable[str | None]) -> str:
+    """'' when everything is at paper scale, else ' [SMOKE SCALE: not a reproduction]' (or the scales found)."""
+    distinct = sorted({s or "unknown" for s in scales})
+    if distinct == ["paper"]:
+        return ""
+    return f" [{'+'.join(distinct).upper()} SCALE: not a reproduction]"
+
+
+def seed_colours(seeds: Iterable[int]) -> dict[str, tuple]:
+    palette = sns.color_palette("colorblind", 10)
+    return {f"seed {s}": palette[s % 10] for s in sorted(set(seeds))}
+
+
+def method_colours(methods: Iterable[str]) -> dict[str, tuple]:
+    """One fixed colour per method, the same in every figure."""
+    known = list(METHOD_LABELS.values())
+    palette = sns.color_palette("tab10", 10)
+    extra = iter(sns.color_palette("Set2", 8))
+    return {m: palette[known.index(m)] if m in known else next(extra) for m in dict.fromkeys(methods)}
+
+
+def search_progress_figure(runs_root: Path, space: str) -> plt.Figure | None:
+    """The paper's Fig. 3: from retrained snapshots when snapshot_eval ran, else the search network's own score."""
+    snapshots = snapshot_runs(runs_root, space)
+    if snapshots:
+        metric = "valid_error" if space == "cnn" else "valid_ppl"
+        ylabel = "validation error (%)" if space == "cnn" else "validation perplexity"
+        source = "retrained snapshots (as the paper's Fig. 3)"
+        rows = [{**r.label, "value": _metric(r, metric)} for r in snapshots]
+        scales = [r.scale for r in snapshots]
+    else:
+        searches = search_runs(runs_root, space)
+        if not searches:
+            return None
+        metric = "valid_acc" if space == "cnn" else "valid_ppl"
+        ylabel = "validation accuracy (%)" if space == "cnn" else "validation perplexity"
+        source = "search network's own validation score (not retrained)"
+        rows = [{**r.label, "epoch": h["epoch"], "value": h[metric]}
+                for r in searches for h in read_history(r.dir / "history.jsonl", ("epoch", metric))]
+        scales = [r.scale for r in searches]
+    frame = pd.DataFrame(rows)
+    frame["seed"] = [f"seed {s}" for s in frame["seed"]]
+    orders = sorted(frame["order"].unique())
+    fig, axes = plt.subplots(1, len(orders), figsize=(5.5 * len(orders), 4), sharey=True, squeeze=False)
+    palette = seed_colours(int(s.split()[1]) for s in frame["seed"])
+    for ax, order in zip(axes[0], orders):
+        sns.lineplot(data=frame[frame["order"] == order], x="epoch", y="value", hue="seed", palette=palette,
+                     marker="o", ax=ax)
+        ax.set(title=f"{order} order", xlabel="search epoch", ylabel=ylabel)
+    fig.suptitle(f"{SPACE_NAMES[space]} search progress: {source}{scale_note(scales)}")
+    fig.tight_layout()
+    return fig
+
+
+def alpha_figure(search: Run, space: str, cell: str) -> plt.Figure:
+    """softmax(alpha) of every edge and op over the epochs of one search, one panel per edge (node x input)."""
+    path = search.dir / "history.jsonl"
+    history = read_history(path, ("epoch", "alphas_softmax"))
+    ops = PRIMITIVES[space]
+    first, nodes = FIRST_NODE[space], NODES[space]
+    edges = [(src, dst) for dst in range(first, first + nodes) for src in range(dst)]
+    try:
+        weights = np.array([row["alphas_softmax"][cell] for row in history], dtype=float)
+    except (KeyError, ValueError, TypeError):
+        raise DartsError(f"{path}: 'alphas_softmax' needs a '{cell}' matrix of {len(edges)} x {len(ops)} in every epoch") from None
+    if weights.shape[1:] != (len(edges), len(ops)):
+        raise DartsError(f"{path}: alphas_softmax['{cell}'] is {weights.shape[1]} x {weights.shape[2]}, "
+                         f"expected {len(edges)} edges x {len(ops)} ops")
+    epochs = [row["epoch"] for row in history]
+    cols = first + nodes - 1
+    fig = plt.figure(figsize=(1.9 * cols + 0.6, 1.5 * nodes + 0.9))
+    grid = fig.add_gridspec(nodes, cols, left=0.07, right=0.98, bottom=0.09, top=1 - 0.75 / (1.5 * nodes + 0.9),
+                            hspace=0.45, wspace=0.12)
+    palette = sns.color_palette("tab10", len(ops))
+    first_ax = None
+    for e, (src, dst) in enumerate(edges):
+        ax = fig.add_subplot(grid[dst - first, src], sharex=first_ax, sharey=first_ax)
+        first_ax = first_ax or ax
+        for o, op in enumerate(ops):
+            ax.plot(epochs, weights[:, e, o], color=palette[o], label=op, linewidth=1.2)
+        ax.set_title(f"{_state(space, src)} → {dst - first if space == 'cnn' else dst}", fontsize=8, pad=2)
+        ax.tick_params(labelsize=7, labelbottom=dst == first + nodes - 1, labelleft=src == 0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
+    handles, labels = first_ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", bbox_to_anchor=(0.98, 0.93), title="op", fontsize=9)
+    fig.supxlabel("search epoch")
+    fig.supylabel("softmax(α)")
+    order, seed = search.label["order"], search.label["seed"]
+    fig.suptitle(f"{SPACE_NAMES[space]} {cell} cell: α over the epochs, {order} order, seed {seed}"
+                 f"{scale_note([search.scale])}")
+    return fig
+
+
+def collapse_figure(runs_root: Path, space: str) -> plt.Figure | None:
+    """Skip connections in the derived cell per epoch, and the dominant Hessian eigenvalue when recorded."""
+    searches = search_runs(runs_root, space)
+    if not searches:
+        return None
+    rows = []
+    for run in searches:
+        path = run.dir / "history.jsonl"
+        for h in read_history(path, ("epoch",)):
+            rows.append({**run.label, "epoch": h["epoch"], "skips": _skip_count(h, space, path),
+                         "eigenvalue": h.get("hessian_eigenvalue")})
+    frame = pd.DataFrame(rows)
+    frame["seed"] = [f"seed {s}" for s in frame["seed"]]
+    frame["eigenvalue"] = pd.to_numeric(frame["eigenvalue"], errors="coerce")
+    with_eig = frame.dropna(subset=["eigenvalue"])
+    orders = sorted(frame["order"].unique())
+    panels = [("skips", f"{SKIP_OP[space]} ops in the derived cell")]
+    if not with_eig.empty:
+        panels.append(("eigenvalue", "dominant eigenvalue of ∇²_α L_val"))
+    fig, axes = plt.subplots(len(panels), len(orders), figsize=(5.5 * len(orders), 3.6 * len(panels)),
+                             sharex=True, squeeze=False)
+    palette = seed_colours(r.label["seed"] for r in searches)
+    for row, (key, label) in enumerate(panels):
+        data = frame if key == "skips" else with_eig
+        for ax, order in zip(axes[row], orders):
+            part = data[data["order"] == order]
+            if part.empty:
+                ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
+            else:
+                sns.lineplot(data=part, x="epoch", y=key, hue="seed", palette=palette, marker="o", ax=ax)
+            ax.set(title=f"{order} order", xlabel="search epoch", ylabel=label)
+    missing = "" if len(panels) == 2 else " (Hessian eigenvalue not recorded)"
+    fig.suptitle(f"{SPACE_NAMES[space]} search: collapse diagnostics{missing}"
+                 f"{scale_note(r.scale for r in searches)}")
+    fig.tight_layout()
+    return fig
+
+
+def cell_graph(genotype: Genotype, cell: str, title: str):
+    """A cell as a graph, as the paper's Figures 4-6: inputs, intermediate nodes, ops on the edges, output."""
+    import graphviz
+
+    g = graphviz.Digraph(format="png", graph_attr={"rankdir": "LR", "label": title, "labelloc": "t",
+                                                   "fontsize": "16", "dpi": "110"},
+                         node_attr={"style": "filled", "shape": "rect", "fontsize": "14"},
+                         edge_attr={"fontsize": "12"})
+    if isinstance(genotype, CNNGenotype):
+        edges, concat = getattr(genotype, cell), getattr(genotype, f"{cell}_concat")
+        g.node("c_{k-2}", fillcolor="darkseagreen2")
+        g.node("c_{k-1}", fillcolor="darkseagreen2")
+        names = {0: "c_{k-2}", 1: "c_{k-1}"}
+        for node in range(2, 2 + len(edges) // 2):
+            names[node] = str(node - 2)
+            g.node(names[node], fillcolor="lightblue", shape="circle")
+        for position, (op, src) in enumerate(edges):
+            g.edge(names[src], names[2 + position // 2], label=op)
+        g.node("c_{k}", fillcolor="palegoldenrod")
+        for node in concat:
+            g.edge(names[node], "c_{k}", style="dashed")
+    else:
+        g.node("x_{t}", fillcolor="darkseagreen2")
+        g.node("h_{t-1}", fillcolor="darkseagreen2")
+        g.node("0", fillcolor="lightblue", shape="circle")
+        g.edge("x_{t}", "0", label="tanh")
+        g.edge("h_{t-1}", "0", label="tanh")
+        for dst, (op, src) in enumerate(genotype.recurrent, start=1):
+            g.node(str(dst), fillcolor="lightblue", shape="circle")
+            g.edge(str(src), str(dst), label=op)
+        g.node("h_{t}", fillcolor="palegoldenrod", label="h_{t} (average)")
+        for node in genotype.concat:
+            g.edge(str(node), "h_{t}", style="dashed")
+    return g
+
+
+def training_figure(runs_root: Path, spec: TableSpec) -> plt.Figure | None:
+    """Per-epoch curves of the final runs of a table: one colour per method, one line per run."""
+    rows, scales = [], []
+    for method, runs in final_runs(runs_root, spec.stage).items():
+        for run in runs:
+            if run.not_run or not (run.dir / "history.jsonl").is_file():
+                continue
+            scales.append(run.scale)
+            for h in read_history(run.dir / "history.jsonl", ("epoch",)):
+                rows.append({"method": METHOD_LABELS.get(method, method), "run": str(run.dir.name), **h})
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    keys = [k for k in CURVE_KEYS if k in frame and frame[k].notna().any()]
+    if not keys:
+        raise DartsError(f"runs/{spec.stage}: no curve in history.jsonl (expected one of {', '.join(CURVE_KEYS)})")
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), squeeze=False)
+    palette = method_colours(frame["method"])
+    for ax, key in zip(axes[0], keys):
+        sns.lineplot(data=frame, x="epoch", y=key, hue="method", units="run", estimator=None,
+                     palette=palette, ax=ax, legend=ax is axes[0][0])
+        ax.set(xlabel="epoch", ylabel=CURVE_KEYS[key], title=CURVE_KEYS[key])
+    fig.suptitle(f"{spec.title}: training of the final runs{scale_note(scales)}")
+    fig.tight_layout()
+    return fig
+
+
+def ours_vs_paper_figure(table: pd.DataFrame, spec: TableSpec) -> plt.Figure | None:
+    """Our mean ± std per method as bars; the paper row it is diffed against as its mean ± std band."""
+    ours = table[(table["source"] == "ours") & (table["status"] == "ok")].reset_index(drop=True)
+    if ours.empty:
+        return None
+    paper = table[table["source"] == "paper"].set_index("method")
+    metrics = list(spec.metrics)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(5.0, 1.6 * len(ours) + 2) * len(metrics), 4.5),
+                             squeeze=False)
+    palette = method_colours(ours["method"])
+    for ax, key in zip(axes[0], metrics):
+        sns.barplot(data=ours, x="method", y=f"{key}_mean", hue="method", palette=palette, legend=False, ax=ax)
+        ax.errorbar(range(len(ours)), ours[f"{key}_mean"], yerr=ours[f"{key}_std"].fillna(0.0), fmt="none",
+                    ecolor="black", capsize=4, label="ours: std over runs")
+        for i, row in ours.iterrows():
+            ref = row["paper_row"]
+            if not isinstance(ref, str) or not ref or ref not in paper.index:
+                continue
+            mean, std = paper.at[ref, f"{key}_mean"], paper.at[ref, f"{key}_std"]
+            if not math.isfinite(mean):
+                continue
+            if math.isfinite(std):
+                ax.fill_between([i - 0.45, i + 0.45], mean - std, mean + std, color="0.3", alpha=0.35,
+                                label="paper: mean ± std")
+            ax.hlines(mean, i - 0.45, i + 0.45, colors="black", linestyles="--", label="paper: mean")
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=8)
+        ax.set(xlabel="", ylabel=f"{key.replace('_', ' ')} ({spec.unit})", title=key.replace("_", " "))
+        ax.tick_params(axis="x", labelrotation=15)
+    fig.suptitle(f"{spec.title}: ours against the paper{scale_note(ours['scale'])}")
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: plt.Figure, out_dir: Path, name: str) -> Path:
+    """``<name>.png`` and ``<name>.pdf``; returns the PNG's path."""
+    for ext in ("png", "pdf"):
+        with atomic_path(out_dir / f"{name}.{ext}") as tmp:
+            fig.savefig(tmp, format=ext, dpi=DPI)
+    plt.close(fig)
+    return out_dir / f"{name}.png"
+
+
+def save_graph(graph, out_dir: Path, name: str) -> Path:
+    import graphviz
+
+    for ext in ("png", "pdf"):
+        try:
+            data = graph.pipe(format=ext)
+        except graphviz.ExecutableNotFound:
+            raise DartsError("drawing the cells needs Graphviz's `dot` binary: apt-get install graphviz "
+                             "(or your system's graphviz package)") from None
+        with atomic_path(out_dir / f"{name}.{ext}") as tmp:
+            tmp.write_bytes(data)
+    return out_dir / f"{name}.png"
+
+
+def render_all(runs_root: Path, tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, list[Path]]:
+    """Every figure the outputs allow, saved under ``out_dir``; PNG paths grouped by report section."""
+    sns.set_theme(context="notebook", style="whitegrid")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made: dict[str, list[Path]] = {"search": [], "alphas": [], "collapse": [], "cells": [], "training": [], "vs_paper": []}
+    for space in ("cnn", "rnn"):
+        if (fig := search_progress_figure(runs_root, space)) is not None:
+            made["search"].append(save_figure(fig, out_dir, f"search_progress_{space}"))
+        if (fig := collapse_figure(runs_root, space)) is not None:
+            made["collapse"].append(save_figure(fig, out_dir, f"collapse_{space}"))
+        for search in search_runs(runs_root, space):
+            for cell in CELLS[space]:
+                name = f"alphas_{space}_{cell}_{search.dir.name}"
+                made["alphas"].append(save_figure(alpha_figure(search, space, cell), out_dir, name))
+        made["cells"].extend(_cell_graphs(runs_root, space, out_dir))
+    for spec in SPECS:
+        if (fig := training_figure(runs_root, spec)) is not None:
+            made["training"].append(save_figure(fig, out_dir, f"training_{spec.dataset}"))
+        if (fig := ours_vs_paper_figure(tables[spec.key], spec)) is not None:
+            made["vs_paper"].append(save_figure(fig, out_dir, f"vs_paper_{spec.key}"))
+    return made
+
+
+def _cell_graphs(runs_root: Path, space: str, out_dir: Path) -> list[Path]:
+    """The cells chosen by each selection (``runs/select_<space>/<method>/genotype.json``)."""
+    select_dir = runs_root / f"select_{space}"
+    made = []
+    if not select_dir.is_dir():
+        return made
+    for method_dir in sorted(p for p in select_dir.iterdir() if (p / "genotype.json").is_file()):
+        genotype = load_genotype(method_dir / "genotype.json", space)
+        scales = [_meta_scale(c) for c in (method_dir / "candidates").glob("*/meta.json")]
+        label = METHOD_LABELS.get(method_dir.name, method_dir.name)
+        for cell in CELLS[space]:
+            title = f"{label}: {cell} cell{scale_note(scales or [None])}"
+            made.append(save_graph(cell_graph(genotype, cell, title), out_dir, f"cell_{space}_{method_dir.name}_{cell}"))
+    return made
+
+
+def _meta_scale(path: Path) -> str | None:
+    from darts.io import read_json
+
+    return (read_json(path).get("params") or {}).get("scale")
+
+
+def _metric(run: Run, key: str) -> float:
+    if key not in run.metrics:
+        raise DartsError(f"{run.dir / 'metrics.json'}: missing key '{key}'")
+    return float(run.metrics[key])
+
+
+def _skip_count(row: dict, space: str, path: Path) -> int:
+    """``skip_connects`` as recorded, else counted in the epoch's derived genotype."""
+    if row.get("skip_connects") is not None:
+        return int(row["skip_connects"])
+    genotype = row.get("genotype")
+    if not isinstance(genotype, dict):
+        raise DartsError(f"{path}: epoch {row['epoch']} has neither 'skip_connects' nor 'genotype'")
+    cell = genotype.get("normal" if space == "cnn" else "recurrent") or []
+    return sum(1 for pair in cell if (pair["op"] if isinstance(pair, dict) else pair[0]) == SKIP_OP[space])
+
+
+def _state(space: str, index: int) -> str:
+    if space == "cnn":
+        return {0: "c_{k-2}", 1: "c_{k-1}"}.get(index, str(index - 2))
+    return str(index)
