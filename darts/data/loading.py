@@ -42,7 +42,8 @@ class SeededSamples(Dataset):
 
     def __getitem__(self, index: int) -> Any:
         with torch.random.fork_rng(devices=()):
-            torch.manual_seed(derive_seed(self.seed, self.epoch, index))
+            # The CPU generator only: torch.manual_seed would also seed every accelerator (slow).
+            torch.default_generator.manual_seed(derive_seed(self.seed, self.epoch, index))
             return self.dataset[index]
 
 
