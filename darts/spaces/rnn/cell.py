@@ -8,18 +8,19 @@ cell sums every (op, predecessor) pair of a node weighted by softmax(alpha), wit
 BatchNorm on every node. Dropout masks on the cell input (x) and on each state fed to a linear map
 (h) are drawn once per forward pass and shared by all time steps and nodes.
 
-Speed: each state s_j is multiplied once by the column-concatenation of every W that reads it
-(``s_j [W_a | W_b | ...]``), so a time step costs one matmul per state instead of one per edge,
-and the input half of W0 is applied to all time steps in a single matmul before the loop.
+Speed: the input half of W0 is applied to all time steps in one matmul before the time loop, and
+everything else that does not change over time (the op weights of each node) is prepared once per
+forward pass; inside the loop a search node costs one matmul for all its predecessors.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from darts.genotypes import RNN_PRIMITIVES
 from darts.spaces.rnn.dropout import dropout_mask
 
 STEPS = 8
@@ -31,7 +32,6 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "sigmoid": torch.sigmoid,
     "identity": lambda x: x,
 }
-SEARCH_OPS: tuple[str, ...] = ("none", "tanh", "relu", "sigmoid", "identity")  # column order of alpha
 
 
 def num_edges(steps: int = STEPS) -> int:
@@ -42,8 +42,10 @@ def num_edges(steps: int = STEPS) -> int:
 class RecurrentCell(nn.Module):
     """What the evaluation and search cells share: the weights, the masks and the time loop.
 
-    ``forward(inputs (T, B, ninp), hidden (B, nhid)) -> (states (T, B, nhid), last (B, nhid))``.
-    Parameter names follow the official cell (``_W0``, ``_Ws.<i>``) so state dicts line up.
+    ``forward(inputs (T, B, ninp), hidden (B, nhid), probs=None) -> (states (T, B, nhid), last (B, nhid))``
+    (``probs`` = softmax(alpha), for the search cell). Subclasses define ``_plan``, whatever a
+    forward pass can compute once for all time steps, and ``_step``, one time step. Parameter
+    names follow the official cell (``_W0``, ``_Ws.<i>``) so state dicts line up.
     """
 
     def __init__(self, ninp: int, nhid: int, dropoutx: float, dropouth: float, steps: int = STEPS):
@@ -55,31 +57,29 @@ class RecurrentCell(nn.Module):
             nn.Parameter(torch.empty(nhid, 2 * nhid).uniform_(-INIT_RANGE, INIT_RANGE)) for _ in range(steps)
         )
 
-    def forward(self, inputs: Tensor, hidden: Tensor, **kwargs: Tensor) -> tuple[Tensor, Tensor]:
-        use_masks = self.training
-        x_mask = dropout_mask((inputs.size(1), self.ninp), self.dropoutx, inputs) if use_masks and self.dropoutx else None
-        h_mask = dropout_mask((inputs.size(1), self.nhid), self.dropouth, inputs) if use_masks and self.dropouth else None
-        x = inputs if x_mask is None else inputs * x_mask
-        x_part = torch.matmul(x, self._W0[: self.ninp])  # (T, B, 2 nhid), all time steps at once
+    def forward(self, inputs: Tensor, hidden: Tensor, probs: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        batch = inputs.size(1)
+        x_mask = dropout_mask((batch, self.ninp), self.dropoutx, inputs) if self.training and self.dropoutx else None
+        h_mask = dropout_mask((batch, self.nhid), self.dropouth, inputs) if self.training and self.dropouth else None
+        x_part = _masked(inputs, x_mask) @ self._W0[: self.ninp]  # (T, B, 2 nhid): all time steps at once
         w_h0 = self._W0[self.ninp:]
-        readers = self._reader_weights()
+        plan = self._plan(probs)
         outputs = []
         for x_t in x_part.unbind(0):  # unbind, not x_part[t]: its backward does not zero-fill per step
-            hidden = self.step(x_t, hidden, w_h0, readers, h_mask, **kwargs)
+            s0 = self._first_node(x_t, hidden, w_h0, h_mask)
+            hidden = self._step(s0, h_mask, plan)
             outputs.append(hidden)
         return torch.stack(outputs), hidden
 
-    def first_node(self, x_part: Tensor, h_prev: Tensor, w_h0: Tensor, h_mask: Tensor | None) -> Tensor:
-        ch = x_part + _masked(h_prev, h_mask) @ w_h0
-        c, h = ch.split(self.nhid, dim=-1)
+    def _first_node(self, x_part: Tensor, h_prev: Tensor, w_h0: Tensor, h_mask: Tensor | None) -> Tensor:
+        c, h = (x_part + _masked(h_prev, h_mask) @ w_h0).split(self.nhid, dim=-1)
         return h_prev + torch.sigmoid(c) * (torch.tanh(h) - h_prev)
 
-    def _reader_weights(self) -> list[Tensor | None]:
-        """For each state j, the concatenated maps of the nodes that read it (None: no reader)."""
+    def _plan(self, probs: Tensor | None) -> Any:
         raise NotImplementedError
 
-    def step(self, x_part: Tensor, h_prev: Tensor, w_h0: Tensor, readers: list[Tensor | None],
-             h_mask: Tensor | None, **kwargs: Tensor) -> Tensor:
+    def _step(self, s0: Tensor, h_mask: Tensor | None, plan: Any) -> Tensor:
+        """The cell output at one time step, given node 0."""
         raise NotImplementedError
 
     def matmul_macs_per_token(self) -> int:
@@ -88,7 +88,9 @@ class RecurrentCell(nn.Module):
 
 
 class DARTSCell(RecurrentCell):
-    """A discrete cell from a genotype: ``recurrent[i] = (activation, predecessor)`` builds state i+1."""
+    """A discrete cell from a genotype: ``recurrent[i] = (activation, predecessor)`` builds state i+1.
+
+    Each state is multiplied once by the column-concatenation of the maps of all nodes reading it."""
 
     def __init__(self, ninp: int, nhid: int, dropoutx: float, dropouth: float,
                  recurrent: Sequence[tuple[str, int]], concat: Sequence[int]):
@@ -104,11 +106,12 @@ class DARTSCell(RecurrentCell):
         self.concat = [int(k) for k in concat]
         self._readers = [[i for i, (_, pred) in enumerate(self.recurrent) if pred == j] for j in range(self.steps + 1)]
 
-    def _reader_weights(self) -> list[Tensor | None]:
+    def _plan(self, probs: Tensor | None) -> list[Tensor | None]:
+        """For each state, the concatenated maps of the nodes that read it (None: no reader)."""
         return [torch.cat([self._Ws[i] for i in nodes], dim=1) if nodes else None for nodes in self._readers]
 
-    def step(self, x_part, h_prev, w_h0, readers, h_mask, **kwargs):
-        states = [self.first_node(x_part, h_prev, w_h0, h_mask)]
+    def _step(self, s0: Tensor, h_mask: Tensor | None, plan: list[Tensor | None]) -> Tensor:
+        states = [s0]
         pre: dict[int, Tensor] = {}  # node -> its (c, h~) pre-activation
         for j in range(self.steps + 1):
             if j > 0:
@@ -116,9 +119,9 @@ class DARTSCell(RecurrentCell):
                 c, h = pre.pop(j - 1).split(self.nhid, dim=-1)
                 s_prev = states[pred]
                 states.append(s_prev + torch.sigmoid(c) * (ACTIVATIONS[op](h) - s_prev))
-            if readers[j] is not None:
-                for node, ch in zip(self._readers[j], (_masked(states[j], h_mask) @ readers[j]).split(2 * self.nhid, dim=-1)):
-                    pre[node] = ch
+            if plan[j] is not None:
+                projected = (_masked(states[j], h_mask) @ plan[j]).split(2 * self.nhid, dim=-1)
+                pre.update(zip(self._readers[j], projected))
         return torch.stack([states[k] for k in self.concat]).mean(0)
 
     def matmul_macs_per_token(self) -> int:
@@ -128,33 +131,40 @@ class DARTSCell(RecurrentCell):
 class SearchCell(RecurrentCell):
     """The relaxed cell: node i is the softmax(alpha)-weighted sum over its i + 1 predecessors and
     the non-zero ops of the highway update; BatchNorm (no affine) after every node. Row
-    ``i(i+1)/2 + j`` of alpha is the edge from state j into node i; columns follow ``SEARCH_OPS``.
-    The output is the mean of the ``steps`` learned nodes."""
+    ``i(i+1)/2 + j`` of alpha is the edge from state j into node i; columns follow ``RNN_PRIMITIVES``.
+    The output is the mean of the ``steps`` learned nodes. Node i maps all its predecessors with
+    W_i in one matmul."""
 
     def __init__(self, ninp: int, nhid: int, dropoutx: float, dropouth: float, steps: int = STEPS):
         super().__init__(ninp, nhid, dropoutx, dropouth, steps)
         self.bns = nn.ModuleList(nn.BatchNorm1d(nhid, affine=False) for _ in range(steps + 1))
-        self._activations = [ACTIVATIONS[op] for op in SEARCH_OPS if op != "none"]
-        self._op_columns = [k for k, op in enumerate(SEARCH_OPS) if op != "none"]
+        self._activations = [ACTIVATIONS[op] for op in RNN_PRIMITIVES if op != "none"]
+        self._op_columns = [k for k, op in enumerate(RNN_PRIMITIVES) if op != "none"]
 
-    def _reader_weights(self) -> list[Tensor | None]:
-        return list(self._Ws)  # node i maps all its predecessors with W_i in one matmul
-
-    def step(self, x_part, h_prev, w_h0, readers, h_mask, probs: Tensor | None = None, **kwargs):
+    def _plan(self, probs: Tensor | None) -> list[tuple[list[Tensor], Tensor]]:
+        """Per node: each non-zero op's weights over its predecessors, and their sum over ops,
+        shaped (predecessors, 1, 1) to broadcast over (predecessors, batch, nhid)."""
         if probs is None:
-            raise TypeError("SearchCell.step needs probs = softmax(alpha)")
-        weights = probs[:, self._op_columns]  # (edges, non-zero ops)
-        prev = self.bns[0](self.first_node(x_part, h_prev, w_h0, h_mask)).unsqueeze(0)  # (states, B, nhid)
-        offset = 0
+            raise TypeError("SearchCell needs probs = softmax(alpha)")
+        weights = probs[:, self._op_columns].unsqueeze(-1).unsqueeze(-1)  # (edges, ops, 1, 1)
+        plan, offset = [], 0
         for i in range(self.steps):
-            c, h = (_masked(prev, h_mask) @ readers[i]).split(self.nhid, dim=-1)
-            w = weights[offset: offset + i + 1]  # (i+1, ops)
-            mixed = sum(w[:, k, None, None] * f(h) for k, f in enumerate(self._activations))
-            total = w.sum(1)[:, None, None]
-            # sum_k w_jk (s_j + c (f_k(h) - s_j)) = total_j s_j + c (sum_k w_jk f_k(h) - total_j s_j)
-            node = (total * prev + torch.sigmoid(c) * (mixed - total * prev)).sum(0)
-            prev = torch.cat([prev, self.bns[i + 1](node).unsqueeze(0)])
+            w = weights[offset: offset + i + 1]
+            plan.append((list(w.unbind(1)), w.sum(1)))
             offset += i + 1
+        return plan
+
+    def _step(self, s0: Tensor, h_mask: Tensor | None, plan: list[tuple[list[Tensor], Tensor]]) -> Tensor:
+        prev = self.bns[0](s0).unsqueeze(0)  # (states so far, B, nhid)
+        for i, (op_weights, total) in enumerate(plan):
+            c, h = (_masked(prev, h_mask) @ self._Ws[i]).split(self.nhid, dim=-1)
+            mixed = op_weights[0] * self._activations[0](h)
+            for w, f in zip(op_weights[1:], self._activations[1:]):
+                mixed = torch.addcmul(mixed, w, f(h))
+            # sum_k w_jk (s_j + c (f_k(h) - s_j)) = total_j s_j + c (sum_k w_jk f_k(h) - total_j s_j)
+            kept = total * prev
+            node = (kept + torch.sigmoid(c) * (mixed - kept)).sum(0)
+            prev = torch.cat([prev, self.bns[i + 1](node).unsqueeze(0)])
         return prev[1:].mean(0)
 
     def matmul_macs_per_token(self) -> int:

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from darts.spaces.rnn.cell import SEARCH_OPS, STEPS, DARTSCell, RecurrentCell, SearchCell, num_edges
+from darts.genotypes import RNN_PRIMITIVES, RNNGenotype, derive_rnn
+from darts.spaces.rnn.cell import STEPS, DARTSCell, RecurrentCell, SearchCell, num_edges
 from darts.spaces.rnn.dropout import embedding_dropout, locked_dropout
 
 EMBED_INIT_RANGE = 0.1
@@ -65,12 +66,12 @@ class RNNModel(nn.Module):
         d = self.dropouts
         emb = embedding_dropout(self.encoder.weight, tokens, d.dropoute, self.training)
         emb = locked_dropout(emb, d.dropouti, self.training)
-        states, hidden = self.cell(emb, hidden, **self._cell_kwargs())
+        states, hidden = self.cell(emb, hidden, self._probs())
         dropped = locked_dropout(states, d.dropout, self.training)
         return LMOutput(self.decoder(dropped), hidden, states, dropped)
 
-    def _cell_kwargs(self) -> dict[str, Tensor]:
-        return {}
+    def _probs(self) -> Tensor | None:
+        return None
 
     def matmul_macs_per_token(self) -> int:
         """Multiply-adds per token of the cell's maps and the decoder (``mult_adds`` in info)."""
@@ -78,17 +79,17 @@ class RNNModel(nn.Module):
 
 
 class RNNSearchModel(RNNModel):
-    """The search network: the relaxed cell plus one alpha matrix (edges x ``SEARCH_OPS``)."""
+    """The search network: the relaxed cell plus one alpha matrix (edges x ``RNN_PRIMITIVES``)."""
 
     def __init__(self, ntoken: int, ninp: int, nhid: int, dropouts: Dropouts, steps: int = STEPS,
                  alpha_init: str = "randn", alpha_init_scale: float = 1e-3):
         super().__init__(ntoken, ninp, nhid, SearchCell(ninp, nhid, dropouts.dropoutx, dropouts.dropouth, steps), dropouts)
-        shape = (num_edges(steps), len(SEARCH_OPS))
+        shape = (num_edges(steps), len(RNN_PRIMITIVES))
         init = alpha_init_scale * torch.randn(shape) if alpha_init == "randn" else torch.zeros(shape)
         self.alphas = nn.Parameter(init)
 
-    def _cell_kwargs(self) -> dict[str, Tensor]:
-        return {"probs": F.softmax(self.alphas, dim=-1)}
+    def _probs(self) -> Tensor | None:
+        return F.softmax(self.alphas, dim=-1)
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [self.alphas]
@@ -96,9 +97,13 @@ class RNNSearchModel(RNNModel):
     def weight_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if name != "alphas"]
 
+    def genotype(self) -> RNNGenotype:
+        """The discrete cell of Sect. 2.4 (k = 1) from the current alphas."""
+        return derive_rnn(F.softmax(self.alphas.detach().float(), dim=-1).cpu(), self.cell.steps)
 
-def build_eval_model(ntoken: int, ninp: int, nhid: int, genotype, dropouts: Dropouts) -> RNNModel:
-    """The evaluation network for an ``RNNGenotype`` (anything with ``recurrent`` and ``concat``)."""
+
+def build_eval_model(ntoken: int, ninp: int, nhid: int, genotype: RNNGenotype, dropouts: Dropouts) -> RNNModel:
+    """The evaluation network of a genotype."""
     cell = DARTSCell(ninp, nhid, dropouts.dropoutx, dropouts.dropouth, genotype.recurrent, genotype.concat)
     return RNNModel(ntoken, ninp, nhid, cell, dropouts)
 
