@@ -3,6 +3,8 @@
   darts train cifar10  --genotype DARTS_V2 --seed 0 --out runs/train_cifar10/DARTS_V2-r0
   darts train cifar10  --genotype G.json --seed 0 --out DIR --split search   (a selection run)
   darts train imagenet --genotype DARTS_V2 --seed 0 --out DIR [--imagenet-root DIR]
+  darts train ptb      --genotype DARTS_V2 --seed 0 --out runs/train_ptb/DARTS_V2 [--split search]
+  darts train wikitext2 --genotype DARTS_V2 --seed 0 --out runs/train_wikitext2/DARTS_V2
 
 Runs as one process (CPU or one GPU) or under torchrun (one process per GPU) unchanged. Every
 epoch is checkpointed under runtime.checkpoint_dir; rerunning the same command resumes.
@@ -104,10 +106,37 @@ def _imagenet_root_or_skip(args: argparse.Namespace, params: Params) -> Path | N
         return None
 
 
+def _configure_lm(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, help="the corpus folder (train.txt, valid.txt, test.txt) "
+                                                  "`darts data` wrote (default: <data.root>/<dataset>)")
+
+
+def _configure_ptb(parser: argparse.ArgumentParser) -> None:
+    _configure_lm(parser)
+    parser.add_argument(
+        "--split", choices=("full", "search"), default="full",
+        help="full: the final PTB run (params train_ptb), valid and test perplexity; search: a selection "
+             "run (params select_rnn) scored on validation perplexity, the test set unread",
+    )
+
+
+def _run_lm(args: argparse.Namespace, params: Params) -> int:
+    from darts.genotypes import load_genotype
+    from darts.train import lm
+
+    task = lm.Task(args.dataset, getattr(args, "split", "full"))
+    data = args.data if args.data is not None else Path(params.data.root) / args.dataset
+    lm.train(task, params, load_genotype(args.genotype, "rnn"), args.seed, args.out, data)
+    return 0
+
+
 TRAINERS: dict[str, Trainer] = {
     "cifar10": Trainer("CIFAR-10: final evaluation (App. A.2.1) or a selection run (--split search)",
                        _configure_cifar10, _run_cnn),
     "imagenet": Trainer("ImageNet, mobile setting (App. A.2.3): top-1/top-5 error", _configure_imagenet, _run_cnn),
+    "ptb": Trainer("Penn Treebank (App. A.2.2): valid/test perplexity, or a selection run (--split search)",
+                   _configure_ptb, _run_lm),
+    "wikitext2": Trainer("WikiText-2 transfer (App. A.2.4): valid/test perplexity", _configure_lm, _run_lm),
 }
 
 
