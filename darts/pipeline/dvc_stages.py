@@ -120,3 +120,21 @@ def load_jobs_cached(root: str | Path, cache: str | Path) -> list[Job]:
     jobs = load_jobs(root)
     write_json(cache, {"key": key, "jobs": [job.__dict__ for job in jobs]})
     return jobs
+
+
+def skip_reason(job: Job, params: Any) -> str | None:
+    """Why ``darts gate`` will turn this job into a skip marker at the params' scale (None: it runs)."""
+    import argparse
+    import shlex
+
+    from darts.commands import gate
+    from darts.pipeline.plan import inactive_reason
+
+    argv = shlex.split(job.cmd)
+    if argv[:2] != ["darts", "gate"]:
+        return None
+    parser = argparse.ArgumentParser(prog="darts gate")
+    gate.configure(parser)
+    args = parser.parse_args(argv[2:])
+    return inactive_reason(params, args.stage, space=args.space, order=args.order, seed=args.seed,
+                           method=args.method, run=args.run)
