@@ -128,10 +128,9 @@ def plant_train(out: Path, metrics: dict[str, Any], scale: str, seed: int, gpu: 
 
 
 def plant_runs(root: Path, scale: str = "paper", gpu: bool = True, epochs: int = 3,
-               cifar_errors: dict[str, list[float]] | None = None) -> Path:
-    """A complete run tree under ``root/runs`` (2 seeds per order); returns the runs folder."""
+               cifar_errors: dict[str, list[float]] | None = None, seeds: tuple[int, ...] = (0, 1)) -> Path:
+    """A complete run tree under ``root/runs`` (searches of ``seeds`` per order); returns the runs folder."""
     runs = root / "runs"
-    seeds = (0, 1)
     for space in ("cnn", "rnn"):
         for order in ("first", "second"):
             for seed in seeds:

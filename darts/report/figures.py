@@ -45,11 +45,17 @@ DPI = 110
 
 
 def scale_note(scales: Iterable[str | None]) -> str:
-    """'' when everything is at paper scale, else ' [SMOKE SCALE: not a reproduction]' (or the scales found)."""
+    """'' when everything is at paper scale, else 'SMOKE SCALE: not a reproduction' (or the scales found)."""
     distinct = sorted({s or "unknown" for s in scales})
     if distinct == ["paper"]:
         return ""
-    return f" [{'+'.join(distinct).upper()} SCALE: not a reproduction]"
+    return f"{'+'.join(distinct).upper()} SCALE: not a reproduction"
+
+
+def scaled_title(text: str, scales: Iterable[str | None]) -> str:
+    """The title, with the scale note on a second line when the data is not at paper scale."""
+    note = scale_note(scales)
+    return f"{text}\n{note}" if note else text
 
 
 def seed_colours(seeds: Iterable[int]) -> dict[str, tuple]:
@@ -93,7 +99,8 @@ def search_progress_figure(runs_root: Path, space: str) -> plt.Figure | None:
         sns.lineplot(data=frame[frame["order"] == order], x="epoch", y="value", hue="seed", palette=palette,
                      marker="o", ax=ax)
         ax.set(title=f"{order} order", xlabel="search epoch", ylabel=ylabel)
-    fig.suptitle(f"{SPACE_NAMES[space]} search progress: {source}{scale_note(scales)}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(scaled_title(f"{SPACE_NAMES[space]} search progress: {source}", scales))
     fig.tight_layout()
     return fig
 
@@ -115,7 +122,7 @@ def alpha_figure(search: Run, space: str, cell: str) -> plt.Figure:
     epochs = [row["epoch"] for row in history]
     cols = first + nodes - 1
     fig = plt.figure(figsize=(1.9 * cols + 0.6, 1.5 * nodes + 0.9))
-    grid = fig.add_gridspec(nodes, cols, left=0.07, right=0.98, bottom=0.09, top=1 - 0.75 / (1.5 * nodes + 0.9),
+    grid = fig.add_gridspec(nodes, cols, left=0.07, right=0.98, bottom=0.09, top=1 - 1.0 / (1.5 * nodes + 0.9),
                             hspace=0.45, wspace=0.12)
     palette = sns.color_palette("tab10", len(ops))
     first_ax = None
@@ -132,8 +139,8 @@ def alpha_figure(search: Run, space: str, cell: str) -> plt.Figure:
     fig.supxlabel("search epoch")
     fig.supylabel("softmax(α)")
     order, seed = search.label["order"], search.label["seed"]
-    fig.suptitle(f"{SPACE_NAMES[space]} {cell} cell: α over the epochs, {order} order, seed {seed}"
-                 f"{scale_note([search.scale])}")
+    fig.suptitle(scaled_title(f"{SPACE_NAMES[space]} {cell} cell: α over the epochs, {order} order, seed {seed}",
+                              [search.scale]))
     return fig
 
 
@@ -168,9 +175,10 @@ def collapse_figure(runs_root: Path, space: str) -> plt.Figure | None:
             else:
                 sns.lineplot(data=part, x="epoch", y=key, hue="seed", palette=palette, marker="o", ax=ax)
             ax.set(title=f"{order} order", xlabel="search epoch", ylabel=label)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     missing = "" if len(panels) == 2 else " (Hessian eigenvalue not recorded)"
-    fig.suptitle(f"{SPACE_NAMES[space]} search: collapse diagnostics{missing}"
-                 f"{scale_note(r.scale for r in searches)}")
+    fig.suptitle(scaled_title(f"{SPACE_NAMES[space]} search: collapse diagnostics{missing}",
+                              [r.scale for r in searches]))
     fig.tight_layout()
     return fig
 
@@ -233,7 +241,8 @@ def training_figure(runs_root: Path, spec: TableSpec) -> plt.Figure | None:
         sns.lineplot(data=frame, x="epoch", y=key, hue="method", units="run", estimator=None,
                      palette=palette, ax=ax, legend=ax is axes[0][0])
         ax.set(xlabel="epoch", ylabel=CURVE_KEYS[key], title=CURVE_KEYS[key])
-    fig.suptitle(f"{spec.title}: training of the final runs{scale_note(scales)}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(scaled_title(f"{spec.title}: training of the final runs", scales))
     fig.tight_layout()
     return fig
 
@@ -268,7 +277,7 @@ def ours_vs_paper_figure(table: pd.DataFrame, spec: TableSpec) -> plt.Figure | N
         ax.legend(unique.values(), unique.keys(), fontsize=8)
         ax.set(xlabel="", ylabel=f"{key.replace('_', ' ')} ({spec.unit})", title=key.replace("_", " "))
         ax.tick_params(axis="x", labelrotation=15)
-    fig.suptitle(f"{spec.title}: ours against the paper{scale_note(ours['scale'])}")
+    fig.suptitle(scaled_title(f"{spec.title}: ours against the paper", ours["scale"]))
     fig.tight_layout()
     return fig
 
@@ -330,7 +339,7 @@ def _cell_graphs(runs_root: Path, space: str, out_dir: Path) -> list[Path]:
         scales = [_meta_scale(c) for c in (method_dir / "candidates").glob("*/meta.json")]
         label = METHOD_LABELS.get(method_dir.name, method_dir.name)
         for cell in CELLS[space]:
-            title = f"{label}: {cell} cell{scale_note(scales or [None])}"
+            title = scaled_title(f"{label}: {cell} cell", scales or [None])
             made.append(save_graph(cell_graph(genotype, cell, title), out_dir, f"cell_{space}_{method_dir.name}_{cell}"))
     return made
 

@@ -62,7 +62,7 @@ def build_report(tables: dict[str, pd.DataFrame], figures: dict[str, list[Path]]
 
 
 def table_paragraph(spec: TableSpec, frame: pd.DataFrame, findings: list[Finding], issues: list[RowIssue]) -> str:
-    """How ours compares: one sentence per row of ours."""
+    """How ours compares: one bullet per row of ours."""
     ours = frame[frame["source"] == "ours"]
     if ours.empty:
         return f"No runs of ours were found for this table (`runs/{spec.stage}/`); the paper's rows are shown alone."
@@ -71,10 +71,10 @@ def table_paragraph(spec: TableSpec, frame: pd.DataFrame, findings: list[Finding
         method = row["method"]
         issue = next((i for i in issues if i.method == method), None)
         if row["status"] != "ok":
-            sentences.append(f"**{method}**: {row['status']}.")
+            sentences.append(f"- **{method}**: {row['status']}.")
             continue
         numbers = ", ".join(f"{key.replace('_', ' ')} {_pm(row[f'{key}_mean'], row[f'{key}_std'])}" for key in spec.metrics)
-        text = f"**{method}** ({row['scale']} scale, {int(row['runs'])} run{'s' if row['runs'] != 1 else ''}): {numbers}"
+        text = f"- **{method}** ({row['scale']} scale, {int(row['runs'])} run{'s' if row['runs'] != 1 else ''}): {numbers}"
         mine = [f for f in findings if f.method == method]
         if mine:
             verdicts = "; ".join(
@@ -86,7 +86,7 @@ def table_paragraph(spec: TableSpec, frame: pd.DataFrame, findings: list[Finding
         if issue is not None and row["scale"] != "paper":
             text += ". Not at paper scale, so not a reproduction"
         sentences.append(text + ".")
-    return " ".join(sentences)
+    return "\n".join(sentences)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -114,10 +114,16 @@ def _compact(spec: TableSpec, frame: pd.DataFrame) -> pd.DataFrame:
 
 def _cost(gpu_days: object, device_days: object) -> str:
     if _finite(gpu_days):
-        return f"{float(gpu_days):.3g} GPU days"
+        return f"{_num(gpu_days)} GPU days"
     if _finite(device_days):
-        return f"{float(device_days):.3g} device days (not GPU)"
+        return f"{_num(device_days)} device days (not GPU)"
     return ""
+
+
+def _num(value: object) -> str:
+    """3 significant digits, without exponents for the paper's thousands of GPU days."""
+    v = float(value)
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
 def _pm(mean: object, std: object) -> str:
@@ -137,7 +143,7 @@ def _cell(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return ""
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return _num(value)
     return str(value).replace("|", "\\|")
 
 
