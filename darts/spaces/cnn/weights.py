@@ -8,7 +8,7 @@ BatchNorm (BatchNorm's own loader fills those in). Files are read with ``weights
 
 from __future__ import annotations
 
-import pickle
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,12 +35,15 @@ def _read(path: Path) -> Any:
         raise DartsError(f"{path}: weights file not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise DartsError(f"{path}: refused by safe loading (weights_only=True): it holds objects other than "
-                         f"tensors and plain containers") from None
     except Exception as exc:  # a corrupt or foreign file fails in many ways inside the unpickler
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        raise DartsError(f"{path}: not a loadable weights file ({type(exc).__name__} {detail})") from None
+        message = str(exc)
+        if "Unsupported global" in message:
+            name = re.search(r"GLOBAL (\S+)", message)
+            raise DartsError(f"{path}: refused by safe loading (weights_only=True): it holds "
+                             f"{name.group(1) if name else 'objects'}, not only tensors") from None
+        detail = re.search(r"WeightsUnpickler error:\s*(.+)", message)
+        reason = detail.group(1) if detail else (message.splitlines()[0] if message else type(exc).__name__)
+        raise DartsError(f"{path}: not a loadable weights file ({reason.strip()})") from None
 
 
 def _unwrap(raw: Any, where: str) -> dict[str, torch.Tensor]:
