@@ -21,6 +21,8 @@ from typing import Any
 DATASETS: dict[str, tuple[str, str]] = {
     "cifar10": ("cnn", "darts.spaces.cnn.counting:network_info"),
     "imagenet": ("cnn", "darts.spaces.cnn.counting:network_info"),
+    "ptb": ("rnn", "darts.spaces.rnn.counting:network_info"),
+    "wikitext2": ("rnn", "darts.spaces.rnn.counting:network_info"),
 }
 
 
@@ -53,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _describe(info: dict[str, Any]) -> str:
-    size = ", ".join(f"{k} {info[k]}" for k in ("layers", "channels", "classes", "resolution") if k in info)
+    size = ", ".join(f"{k} {info[k]}" for k in ("layers", "channels", "classes", "resolution", "emsize", "nhid", "vocab")
+                     if k in info)
     network = f" ({info['network']}: {size})" if "network" in info else ""
     lines = [f"{info['genotype']} on {info['dataset']}{network}"]
     lines.append(f"  params     {info['params']:>13,}  ({info['params'] / 1e6:.2f}M)")
