@@ -38,7 +38,7 @@ STAGING = ".incomplete"
 
 
 def prepare(name: str, out: str | Path, *, mirror: str | Path | None = None,
-            imagenet_root: str | Path | None = None, cache_dir: str | Path = ".darts/downloads",
+            imagenet_root: str | Path | None = None, cache_dir: str | Path = ".darts/checkpoints/downloads",
             timeout: float = 60.0, progress: bool = True, force: bool = False,
             sources: Iterable[Source] | None = None) -> dict[str, Any]:
     """Install dataset ``name`` into ``out`` (or reference ImageNet in place); return its manifest.
