@@ -72,7 +72,7 @@ def load_jobs(root: str | Path = ".") -> list[Job]:
 
     with Repo(str(root)) as repo:
         stages = [s for s in repo.index.stages if getattr(s, "cmd", None)]
-        producers = {posix(o.def_path): s.addressing for s in stages for o in s.outs}
+        producers = {posix(o.def_path): s.name for s in stages for o in s.outs}
         files: dict[str, dict] = {}
         jobs = []
         for stage in stages:
@@ -85,10 +85,10 @@ def load_jobs(root: str | Path = ".") -> list[Job]:
                     continue
                 dep_path = posix(dep.def_path)
                 upstream = [out for out, name in producers.items()
-                            if name != stage.addressing and _overlaps(out, dep_path)]
+                            if name != stage.name and _overlaps(out, dep_path)]
                 inputs.extend(upstream or [dep_path])
             jobs.append(Job(
-                name=stage.addressing,
+                name=stage.name,
                 cmd=stage.cmd if isinstance(stage.cmd, str) else " && ".join(stage.cmd),
                 inputs=tuple(dict.fromkeys(inputs)),
                 outputs=tuple(o.def_path for o in stage.outs),

@@ -1,0 +1,83 @@
+"""The smoke pipeline end to end with `dvc repro` on a fresh clone: outputs, a leaf change, a no-op,
+resume of a killed stage, and the DVC remote round trip. The tests share one clone, in file order."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+
+from darts.io import read_json
+from pipeline_helpers import fresh_clone, kill_after_checkpoint, run, set_param, stages_run, tool_env
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, mirror):
+    return fresh_clone(tmp_path_factory.mktemp("dvc") / "repo")
+
+
+@pytest.fixture(scope="module")
+def env(mirror):
+    return tool_env(mirror)
+
+
+@pytest.fixture(scope="module")
+def reproduced(repo, env):
+    start = time.monotonic()
+    out = run(["dvc", "repro"], repo, env).stdout
+    print(f"dvc repro at smoke scale: {time.monotonic() - start:.0f} s")
+    return out
+
+
+def test_smoke_pipeline_reaches_the_tables(repo, reproduced):
+    ran = stages_run(reproduced)
+    assert "tabulate" in ran and "data@cifar10" in ran
+    for table in ("table1_cifar10", "table2_ptb", "table3_imagenet", "table4_wikitext2"):
+        assert (repo / "results" / f"{table}.csv").stat().st_size > 0
+    # the smoke lists are active; the rest of the paper-scale matrix left a skip marker
+    assert (repo / "runs/search_cnn/second/s1/genotype.json").is_file()
+    assert read_json(repo / "runs/search_cnn/second/s3/metrics.json")["status"] == "skipped"
+    assert read_json(repo / "runs/train_cifar10/DARTS_V2-r0/metrics.json")["status"] == "skipped"
+    selected = read_json(repo / "runs/select_cnn/second/selected.json")
+    assert selected["chosen"] in {"second-s0", "second-s1"} and selected["metric"] == "valid_error"
+    metrics = read_json(repo / "runs/train_cifar10/second-r1/metrics.json")
+    assert 0.0 <= metrics["test_error"] <= 100.0
+
+
+def test_leaf_change_reruns_only_that_stage_and_tabulate(repo, env, reproduced):
+    set_param(repo, ["smoke", "train_wikitext2", "epochs"], 1)
+    ran = stages_run(run(["dvc", "repro"], repo, env).stdout)
+    assert "train_wikitext2@second" in ran and "tabulate" in ran
+    assert ran <= {f"train_wikitext2@{m}" for m in ("second", "DARTS_V2", "ENAS")} | {"tabulate"}, ran
+    assert read_json(repo / "runs/train_wikitext2/second/metrics.json")["epochs"] == 1
+
+
+def test_repro_again_is_a_no_op(repo, env, reproduced):
+    out = run(["dvc", "repro"], repo, env).stdout
+    assert stages_run(out) == set(), out
+
+
+def test_killed_stage_resumes_from_its_checkpoint(repo, env, reproduced):
+    stage, out_dir = "train_ptb@second", repo / "runs/train_ptb/second"
+    before = read_json(out_dir / "metrics.json")
+    kill_after_checkpoint(["dvc", "repro", "--force", "--single-item", stage], repo, env)
+    log = run(["dvc", "repro", "--force", "--single-item", stage], repo, env).stdout
+    assert "resuming from" in log, log[-3000:]
+    after = read_json(out_dir / "metrics.json")
+    # deterministic CPU run: the resumed stage ends exactly where the uninterrupted one did
+    assert {k: after[k] for k in ("valid_ppl", "test_ppl")} == {k: before[k] for k in ("valid_ppl", "test_ppl")}
+
+
+def test_remote_round_trip(repo, env, reproduced, tmp_path):
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "--default", "local", str(remote)], repo, env)
+    run(["dvc", "push"], repo, env)
+    for path in ("runs", "data", "results/figures", ".dvc/cache"):
+        shutil.rmtree(repo / path)
+    run(["dvc", "pull"], repo, env)
+    assert (repo / "runs/select_cnn/second/genotype.json").is_file()
+    status = run(["dvc", "status"], repo, env).stdout
+    assert "up to date" in status, status
