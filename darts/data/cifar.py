@@ -118,8 +118,8 @@ def search_datasets(root: str | Path, train_portion: float, train_images: int | 
     if train_images is not None:
         weights_cap = max(1, int(np.floor(train_portion * train_images)))
         arch_cap = max(1, train_images - weights_cap)
-    return (train_dataset(images[weights_idx], labels[weights_idx], limit=weights_cap),
-            train_dataset(images[arch_idx], labels[arch_idx], limit=arch_cap))
+    return (CifarImages(*_capped(images[weights_idx], labels[weights_idx], weights_cap), search_transform()),
+            CifarImages(*_capped(images[arch_idx], labels[arch_idx], arch_cap), search_transform()))
 
 
 def manifest_summary(root: str | Path) -> dict[str, Any]:
