@@ -273,3 +273,26 @@ def test_kill_and_resume_ends_bit_identical_and_a_changed_config_starts_fresh(tm
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
     assert strip(read_jsonl(reference / "history.jsonl")) == strip(read_jsonl(resumed / "history.jsonl"))
     assert read_json(reference / "metrics.json") == read_json(resumed / "metrics.json")
+
+
+def test_torchrun_two_processes_train_and_shard_evaluation_exactly(tmp_path, cifar_root, capsys):
+    """The same command under torchrun (2 CPU processes, gloo): rank 0 writes; sharded evaluation
+    covers every test image once and agrees with a single-process `darts evaluate` of the weights."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "darts", "train", "cifar10", "--genotype", "DARTS_V2", "--seed", "0", "--out", str(out),
+           "--data", str(cifar_root), *smoke_args(tmp_path, "train_cifar10.epochs=1")]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("epoch 1/1") == 1  # only rank 0 reports
+    metrics = read_json(out / "metrics.json")
+    assert (metrics["test_images"], metrics["train_images"]) == (128, 128)
+    (state_file,) = (tmp_path / "ckpt").rglob("state.pt")
+    assert len(torch.load(state_file, weights_only=True)["rng"]) == 2  # each rank's stream, for resuming
+
+    capsys.readouterr()
+    assert main(["evaluate", "cifar10", "--genotype", "DARTS_V2", "--weights", str(out / "weights.pt"),
+                 "--data", str(cifar_root), *smoke_args(tmp_path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["top1_error"] == pytest.approx(metrics["test_error"])
+    assert printed["loss"] == pytest.approx(metrics["test_loss"], rel=1e-5)

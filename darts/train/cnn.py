@@ -167,29 +167,18 @@ def train(task: Task, params: Params, genotype: CNNGenotype, seed: int, out: Pat
     device = runtime.setup(params.runtime, seed)
     world, device = D.init_world(device)
     try:
-        if world.distributed:  # each rank its own drop-path draws
-            runtime.seed_everything(loading.derive_seed(seed, "rank", world.rank))
         data = load_data(task, params, data_root)
         key = run_key(task, params, genotype, seed, data.summary)
-        model = build_model(task, cfg, genotype, data.num_classes).to(device)
+        model = build_model(task, cfg, genotype, data.num_classes).to(device)  # the same on every rank
+        if world.distributed:  # then each rank its own drop-path draws
+            runtime.seed_everything(loading.derive_seed(seed, "rank", world.rank))
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
         net = D.wrap_model(model, world, device)
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                     weight_decay=cfg.weight_decay)
         checkpoint = Checkpoint(params.runtime.checkpoint_dir, task.section, key)
-        state = checkpoint.load()
-        start_epoch, history, wall_before = 0, [], 0.0
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            rng = state["rng"]
-            if len(rng) == world.size:
-                runtime.set_rng_state(rng[world.rank])
-            else:
-                log.warning("checkpoint written by %d processes, resumed by %d: fresh random streams",
-                            len(rng), world.size)
-            start_epoch, history, wall_before = state["epoch"], state["history"], state["wall_seconds"]
+        start_epoch, history, wall_before = restore(checkpoint, model, optimizer, world)
         recorder = None
         if world.is_main:
             out.mkdir(parents=True, exist_ok=True)
@@ -224,6 +213,7 @@ def train(task: Task, params: Params, genotype: CNNGenotype, seed: int, out: Pat
                 })
             D.barrier(world)
 
+        D.sync_buffers(model, world)
         result = evaluate(model, data.eval, cfg, device, world, params.runtime.num_workers)
         wall = wall_before + time.monotonic() - started
         metrics = report(task, cfg, result, model, data)
@@ -236,6 +226,22 @@ def train(task: Task, params: Params, genotype: CNNGenotype, seed: int, out: Pat
         return metrics
     finally:
         D.shutdown(world)
+
+
+def restore(checkpoint: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer,
+            world: D.World) -> tuple[int, list[dict], float]:
+    """Load the last completed epoch, if any: (epochs done, history, training seconds so far)."""
+    state = checkpoint.load()
+    if state is None:
+        return 0, [], 0.0
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if len(state["rng"]) == world.size:
+        runtime.set_rng_state(state["rng"][world.rank])
+    else:
+        log.warning("checkpoint written by %d processes, resumed by %d: fresh drop-path random streams",
+                    len(state["rng"]), world.size)
+    return state["epoch"], state["history"], state["wall_seconds"]
 
 
 def _train_loader(dataset: Dataset, batch: int, world: D.World, seed: int, epoch: int, params: Params,

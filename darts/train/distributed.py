@@ -94,6 +94,17 @@ def gather_objects(obj: Any, world: World) -> list[Any]:
     return out
 
 
+def sync_buffers(model: nn.Module, world: World) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics).
+
+    DDP broadcasts them at the start of each forward, so after the last training step each rank
+    still holds statistics updated by its own batch; evaluation must use the saved ones.
+    """
+    if world.distributed:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()
