@@ -20,6 +20,7 @@ from darts.config import add_config_args, params_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage examples' lines
     parser.add_argument("dataset", choices=("cifar10", "imagenet"))
     parser.add_argument("--genotype", required=True, help="a published name, a genotype.json, or a Genotype(...) string")
     parser.add_argument("--weights", type=Path, required=True, help="a state dict in the official layout")

@@ -6,8 +6,9 @@
   darts train ptb      --genotype DARTS_V2 --seed 0 --out runs/train_ptb/DARTS_V2 [--split search]
   darts train wikitext2 --genotype DARTS_V2 --seed 0 --out runs/train_wikitext2/DARTS_V2
 
-Runs as one process (CPU or one GPU) or under torchrun (one process per GPU) unchanged. Every
-epoch is checkpointed under runtime.checkpoint_dir; rerunning the same command resumes.
+Every epoch is checkpointed under runtime.checkpoint_dir; rerunning the same command resumes.
+The CNN trainers run as one process (CPU or one GPU) or, unchanged, under torchrun (one process
+per GPU, e.g. `torchrun --nproc_per_node 8 -m darts train imagenet ...`).
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ TRAINERS: dict[str, Trainer] = {
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage examples' lines
     sub = parser.add_subparsers(dest="dataset", metavar="DATASET", required=True)
     for name, trainer in TRAINERS.items():
         p = sub.add_parser(name, help=trainer.help, description=trainer.help)
