@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     tables = build_tables(runs, params.data.root)
     written = write_tables(tables, out)
     figures_dir = out / "figures"
-    figures = render_all(runs, tables, figures_dir)
+    figures = render_all(runs, tables, figures_dir, params.compare)
     _remove_stale(figures_dir, [p for paths in figures.values() for p in paths])
     report = out / "REPORT.md"
     write_text(report, build_report(tables, figures, out, params.compare, Path(args.deviations), f"{runs}/"))

@@ -23,6 +23,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from darts.config import Compare  # noqa: E402
 from darts.errors import DartsError  # noqa: E402
 from darts.genotypes import CNN_PRIMITIVES, RNN_PRIMITIVES, CNNGenotype, Genotype, load_genotype  # noqa: E402
 from darts.io import atomic_path  # noqa: E402
@@ -247,8 +248,9 @@ def training_figure(runs_root: Path, spec: TableSpec) -> plt.Figure | None:
     return fig
 
 
-def ours_vs_paper_figure(table: pd.DataFrame, spec: TableSpec) -> plt.Figure | None:
-    """Our mean ± std per method as bars; the paper row it is diffed against as its mean ± std band."""
+def ours_vs_paper_figure(table: pd.DataFrame, spec: TableSpec, tolerances: Compare) -> plt.Figure | None:
+    """Our mean ± std per method as bars; the paper row it is diffed against as its mean ± std band
+    (or, where the paper gives a single number, the ± tolerance `darts compare` allows, hatched)."""
     ours = table[(table["source"] == "ours") & (table["status"] == "ok")].reset_index(drop=True)
     if ours.empty:
         return None
@@ -268,9 +270,13 @@ def ours_vs_paper_figure(table: pd.DataFrame, spec: TableSpec) -> plt.Figure | N
             mean, std = paper.at[ref, f"{key}_mean"], paper.at[ref, f"{key}_std"]
             if not math.isfinite(mean):
                 continue
-            if math.isfinite(std):
+            if math.isfinite(std) and std > 0:
                 ax.fill_between([i - 0.45, i + 0.45], mean - std, mean + std, color="0.3", alpha=0.35,
                                 label="paper: mean ± std")
+            else:
+                tol = getattr(tolerances, spec.tolerance)
+                ax.fill_between([i - 0.45, i + 0.45], mean - tol, mean + tol, facecolor="none", hatch="///",
+                                edgecolor="0.2", label=f"paper ± compare.{spec.tolerance} (no std given)")
             ax.hlines(mean, i - 0.45, i + 0.45, colors="black", linestyles="--", label="paper: mean")
         handles, labels = ax.get_legend_handles_labels()
         unique = dict(zip(labels, handles))
@@ -305,7 +311,8 @@ def save_graph(graph, out_dir: Path, name: str) -> Path:
     return out_dir / f"{name}.png"
 
 
-def render_all(runs_root: Path, tables: dict[str, pd.DataFrame], out_dir: Path) -> dict[str, list[Path]]:
+def render_all(runs_root: Path, tables: dict[str, pd.DataFrame], out_dir: Path,
+               tolerances: Compare) -> dict[str, list[Path]]:
     """Every figure the outputs allow, saved under ``out_dir``; PNG paths grouped by report section."""
     sns.set_theme(context="notebook", style="whitegrid")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -323,7 +330,7 @@ def render_all(runs_root: Path, tables: dict[str, pd.DataFrame], out_dir: Path) 
     for spec in SPECS:
         if (fig := training_figure(runs_root, spec)) is not None:
             made["training"].append(save_figure(fig, out_dir, f"training_{spec.dataset}"))
-        if (fig := ours_vs_paper_figure(tables[spec.key], spec)) is not None:
+        if (fig := ours_vs_paper_figure(tables[spec.key], spec, tolerances)) is not None:
             made["vs_paper"].append(save_figure(fig, out_dir, f"vs_paper_{spec.key}"))
     return made
 

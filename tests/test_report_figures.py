@@ -1,0 +1,182 @@
+"""Each figure is built from the planted outputs (the matplotlib objects are inspected, not just the
+files), carries the smoke marking when the data is smoke-scale, and `darts tabulate` writes them all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from darts.cli import main
+from darts.config import Compare
+from darts.genotypes import load_genotype
+from darts.report import figures as F
+from darts.report.runs import search_runs
+from darts.report.tables import SPEC_BY_KEY, build_tables
+from test_report_planted import (CIFAR_ERRORS, CNN_EDGES, CNN_GENOTYPE, CNN_OPS, RNN_EDGES, RNN_OPS, softmax_rows,
+                                 plant_runs)
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory) -> Path:
+    return plant_runs(tmp_path_factory.mktemp("smoke"), scale="smoke", gpu=False, epochs=4, seeds=SEEDS)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    F.plt.close("all")
+
+
+def data_lines(ax) -> list:
+    """The plotted lines (seaborn adds empty ones for its legend)."""
+    return [line for line in ax.lines if len(line.get_ydata())]
+
+
+def title(fig) -> str:
+    return fig._suptitle.get_text()
+
+
+def test_search_progress_from_the_search_history_has_a_line_per_seed(smoke_runs):
+    fig = F.search_progress_figure(smoke_runs, "cnn")
+    assert [ax.get_title() for ax in fig.axes] == ["first order", "second order"]
+    for ax in fig.axes:
+        lines = data_lines(ax)
+        assert len(lines) == len(SEEDS)
+        # planted: valid_acc = 30 + 10 * epoch + seed
+        assert sorted(tuple(line.get_ydata()) for line in lines) == [
+            tuple(30.0 + 10 * e + s for e in range(1, 5)) for s in SEEDS]
+    assert "search network's own validation score" in title(fig) and "SMOKE SCALE" in title(fig)
+
+
+def test_search_progress_prefers_retrained_snapshots(tmp_path):
+    runs = plant_runs(tmp_path, scale="paper")
+    for seed in (0, 1):
+        for epoch in (10, 20):
+            out = runs / "snapshot_eval" / "rnn" / f"second-s{seed}-e{epoch}"
+            out.mkdir(parents=True)
+            (out / "metrics.json").write_text(json.dumps({"valid_ppl": 100.0 - epoch - seed}))
+            (out / "meta.json").write_text(json.dumps({"seed": seed, "params": {"scale": "paper"}}))
+    fig = F.search_progress_figure(runs, "rnn")
+    assert "retrained snapshots" in title(fig) and "SCALE" not in title(fig)
+    (ax,) = fig.axes
+    lines = data_lines(ax)
+    assert len(lines) == 2
+    assert sorted(tuple(line.get_ydata()) for line in lines) == [(89.0, 79.0), (90.0, 80.0)]
+
+
+def test_alpha_figure_has_a_panel_per_edge_and_a_line_per_op(smoke_runs):
+    search = search_runs(smoke_runs, "cnn", "second")[1]
+    fig = F.alpha_figure(search, "cnn", "reduce")
+    assert len(fig.axes) == CNN_EDGES
+    assert all(len(data_lines(ax)) == CNN_OPS for ax in fig.axes)
+    # edge 0, every op, over the 4 epochs: the planted softmax of the reduce cell (seed + 1)
+    planted = np.array([softmax_rows(CNN_EDGES, CNN_OPS, e, 2)[0] for e in range(1, 5)])
+    drawn = np.array([line.get_ydata() for line in data_lines(fig.axes[0])]).T
+    np.testing.assert_allclose(drawn, planted)
+    assert "reduce cell" in title(fig) and "seed 1" in title(fig) and "SMOKE SCALE" in title(fig)
+
+    rnn = F.alpha_figure(search_runs(smoke_runs, "rnn", "first")[0], "rnn", "recurrent")
+    assert len(rnn.axes) == RNN_EDGES and all(len(data_lines(ax)) == RNN_OPS for ax in rnn.axes)
+
+
+def test_alpha_figure_rejects_a_wrong_shape_naming_the_file(smoke_runs, tmp_path):
+    search = search_runs(smoke_runs, "cnn", "first")[0]
+    bad = tmp_path / "first-s0"
+    bad.mkdir()
+    rows = [json.loads(line) for line in (search.dir / "history.jsonl").read_text().splitlines()]
+    rows[1]["alphas_softmax"]["normal"] = rows[1]["alphas_softmax"]["normal"][:10]
+    (bad / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    search.dir = bad
+    with pytest.raises(F.DartsError, match=f"{bad}/history.jsonl"):
+        F.alpha_figure(search, "cnn", "normal")
+
+
+def test_collapse_figure_shows_skips_per_seed_and_eigenvalues_only_where_recorded(smoke_runs):
+    fig = F.collapse_figure(smoke_runs, "cnn")
+    skips_first, skips_second, eig_first, eig_second = fig.axes
+    assert len(data_lines(skips_first)) == len(SEEDS) == len(data_lines(eig_second))
+    assert [t.get_text() for t in eig_first.texts] == ["not recorded"]  # first order recorded null
+    assert sorted(tuple(line.get_ydata()) for line in data_lines(skips_second)) == [
+        tuple(min(e + s, 8) for e in range(1, 5)) for s in SEEDS]
+    assert "SMOKE SCALE" in title(fig)
+
+
+def test_cell_graphs_draw_every_op_edge_and_the_output(smoke_runs):
+    genotype = load_genotype(smoke_runs / "select_cnn" / "second" / "genotype.json", "cnn")
+    source = F.cell_graph(genotype, "normal", "normal cell\nSMOKE SCALE: not a reproduction").source
+    op_edges = [line for line in source.splitlines() if "->" in line and "label=" in line]
+    assert len(op_edges) == len(CNN_GENOTYPE["normal"])
+    assert sum("skip_connect" in e for e in op_edges) == 4
+    assert source.count('-> "c_{k}"') == 4 and "SMOKE SCALE" in source
+    rnn = load_genotype(smoke_runs / "select_rnn" / "first" / "genotype.json", "rnn")
+    rnn_source = F.cell_graph(rnn, "recurrent", "recurrent").source
+    assert rnn_source.count("->") == 2 + 8 + 8  # x_t, h_{t-1} -> 0; one op per node; 8 into the average
+
+
+def test_training_curves_have_a_line_per_run_coloured_by_method(smoke_runs):
+    fig = F.training_figure(smoke_runs, SPEC_BY_KEY["table1_cifar10"])
+    runs = sum(len(v) for v in CIFAR_ERRORS.values())
+    assert [ax.get_title() for ax in fig.axes] == ["training loss", "training accuracy (%)"]
+    for ax in fig.axes:
+        lines = data_lines(ax)
+        assert len(lines) == runs
+        assert len({tuple(line.get_color()) for line in lines}) == len(CIFAR_ERRORS)
+
+
+def test_ours_vs_paper_bars_and_paper_bands(smoke_runs):
+    table = build_tables(smoke_runs, smoke_runs.parent / "data")["table1_cifar10"]
+    fig = F.ours_vs_paper_figure(table, SPEC_BY_KEY["table1_cifar10"], Compare())
+    (ax,) = fig.axes
+    heights = sorted(p.get_height() for p in ax.patches)
+    assert heights == pytest.approx(sorted(np.mean(v) for v in CIFAR_ERRORS.values()))
+    bands = [c for c in ax.collections if type(c).__name__ == "FillBetweenPolyCollection"]
+    assert len(bands) == 3  # each paper row (first, second, random) has a std
+    band_extents = sorted(tuple(np.round(b.get_paths()[0].get_extents().intervaly, 6)) for b in bands)
+    assert (round(2.76 - 0.09, 6), round(2.76 + 0.09, 6)) in band_extents
+    assert "SMOKE SCALE" in title(fig)
+
+
+def test_single_number_paper_rows_get_the_compare_tolerance_band(smoke_runs):
+    table = build_tables(smoke_runs, smoke_runs.parent / "data")["table2_ptb"]
+    fig = F.ours_vs_paper_figure(table, SPEC_BY_KEY["table2_ptb"], Compare(ptb_ppl=2.5))
+    valid, _ = fig.axes
+    bands = [c for c in valid.collections if type(c).__name__ == "FillBetweenPolyCollection"]
+    extents = sorted(tuple(np.round(b.get_paths()[0].get_extents().intervaly, 6)) for b in bands)
+    assert extents == [(55.6, 60.6), (57.7, 62.7)]  # 58.1 and 60.2 ± 2.5
+    assert "paper ± compare.ptb_ppl (no std given)" in [t.get_text() for t in valid.get_legend().get_texts()]
+
+
+def test_tabulate_writes_tables_figures_and_a_smoke_marked_report(tmp_path):
+    runs = plant_runs(tmp_path, scale="smoke", gpu=False, seeds=(0,))
+    out = tmp_path / "results"
+    stale = out / "figures" / "alphas_cnn_normal_first-s7.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    assert main(["tabulate", "--runs", str(runs), "--out", str(out), "--params", str(PARAMS),
+                 "--deviations", str(PARAMS.parent / "DEVIATIONS.md")]) == 0
+    for key in SPEC_BY_KEY:
+        assert "smoke" in (out / f"{key}.csv").read_text()
+    pngs = sorted(p.stem for p in (out / "figures").glob("*.png"))
+    assert pngs == sorted(p.stem for p in (out / "figures").glob("*.pdf"))
+    assert not stale.exists()
+    expected = {"search_progress_cnn", "search_progress_rnn", "collapse_cnn", "collapse_rnn",
+                "alphas_cnn_normal_first-s0", "alphas_cnn_reduce_second-s0", "alphas_rnn_recurrent_second-s0",
+                "cell_cnn_second_normal", "cell_cnn_second_reduce", "cell_rnn_second_recurrent",
+                "training_cifar10", "training_ptb", "training_wikitext2",
+                "vs_paper_table1_cifar10", "vs_paper_table2_ptb", "vs_paper_table4_wikitext2"}
+    assert expected <= set(pngs)
+    for stem in pngs:
+        png = (out / "figures" / f"{stem}.png").read_bytes()
+        assert png.startswith(b"\x89PNG") and len(png) > 5000
+        assert (out / "figures" / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+    report = (out / "REPORT.md").read_text()
+    assert report.splitlines()[0].startswith("# DARTS reproduction report: SMOKE SCALE, not a reproduction")
+    assert "![vs_paper_table1_cifar10](figures/vs_paper_table1_cifar10.png)" in report
+    assert "not run: no ImageNet data" in report
+    assert "## Deviations from the paper's protocol" in report and "#### Protocol" in report
