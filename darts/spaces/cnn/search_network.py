@@ -10,6 +10,7 @@ network at other weights with ``torch.func.functional_call`` instead of copying 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Iterator, Literal
 
 import torch
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from darts.genotypes import CNNGenotype, derive_cnn
-from darts.spaces.cnn.operations import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN, Zero
+from darts.spaces.cnn.operations import OPS, PRIMITIVES, DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero
 
 ARCH_PARAMETER_NAMES = ("alphas_normal", "alphas_reduce")
 
@@ -34,16 +35,26 @@ class MixedOp(nn.Module):
             if "pool" in primitive:
                 op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
             self._ops.append(op)
+        # The four convolutions all begin with ReLU(x): computed once per edge, not four times
+        # (same values and gradients, an eighth less activation memory in the search network).
+        self._starts_with_shared_relu = [isinstance(op, (SepConv, DilConv)) for op in self._ops]
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        activated = F.relu(x)
         out: torch.Tensor | None = None
-        for w, op in zip(weights.unbind(), self._ops):
+        for w, op, shared in zip(weights.unbind(), self._ops, self._starts_with_shared_relu):
             if isinstance(op, Zero):  # w * 0 adds nothing to the value or to any gradient
                 continue
-            y = w * op(x)
+            y = w * (_after_first_layer(op.op, activated) if shared else op(x))
             out = y if out is None else out + y
         assert out is not None
         return out
+
+
+def _after_first_layer(sequence: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    for layer in itertools.islice(sequence, 1, None):
+        x = layer(x)
+    return x
 
 
 class SearchCell(nn.Module):
