@@ -93,7 +93,8 @@ class Architect:
         with self._replayed_randomness() as replay:
             if self.order == "first":
                 loss, aux = self._loss(valid_batch, replay)
-                return list(torch.autograd.grad(loss, self.alphas)), ArchStep(loss.detach(), aux)
+                grads = torch.autograd.grad(loss, self.alphas, allow_unused=True)
+                return [_or_zeros(g, a) for g, a in zip(grads, self.alphas)], ArchStep(loss.detach(), aux)
             exact = self.hessian == "exact"
             train_grads, w_prime, scale = self._virtual_step(train_batch, replay, create_graph=exact)
             loss, aux = self._loss(valid_batch, replay, w_prime)

@@ -1,0 +1,184 @@
+"""The CNN search on CIFAR-10 (Sect. 2.3, Alg. 1; App. A.1.1).
+
+The first half of the training set trains the weights, the second half the architecture. Each step
+updates the alphas on the next batch of a cycled stream over the second half, then the weights on
+a batch of the first half (SGD, cosine-annealed learning rate, epoch 0 at the initial rate,
+gradient clipping). Both streams are functions of (seed, epoch), so a resumed run sees the batches
+an uninterrupted one would. Writes the run directory of docs/design.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from darts import runtime
+from darts.config import Params, SearchCNN, config_hash, section_dict
+from darts.data import cifar
+from darts.data.loading import derive_seed, epoch_loader, eval_loader
+from darts.search.bilevel import Architect
+from darts.search.common import SearchRun, alphas_softmax, check_finite, eigenvalue_due
+from darts.spaces.cnn.search_network import SearchNetwork
+
+log = logging.getLogger(__name__)
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class SearchData:
+    weights: Dataset  # first half, augmented: trains the weights
+    arch: Dataset  # second half, augmented: trains the alphas
+    held_out: Dataset  # second half without augmentation: validation metrics, diagnostics
+    summary: dict[str, Any]
+
+
+def load_search_data(cfg: SearchCNN, root: str | Path) -> SearchData:
+    weights, arch = cifar.search_datasets(root, cfg.train_portion, cfg.train_images)
+    held_out = copy.copy(arch)
+    held_out.transform = cifar.eval_transform()
+    return SearchData(weights, arch, held_out, cifar.manifest_summary(root))
+
+
+def learning_rate(cfg: SearchCNN, epoch: int) -> float:
+    """Cosine annealing from ``lr`` to ``lr_min`` over ``epochs``; epoch 0 (0-based) trains at ``lr``."""
+    return cfg.lr_min + (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * epoch / cfg.epochs)) / 2.0
+
+
+def cross_entropy(forward: Callable[..., torch.Tensor], batch: Batch) -> torch.Tensor:
+    x, y = batch
+    return F.cross_entropy(forward(x), y)
+
+
+def run_key(params: Params, seed: int, data_summary: dict[str, Any]) -> str:
+    """Everything that determines the search: a changed input starts a fresh run."""
+    return config_hash("search_cnn", section_dict(params, "search_cnn"), seed, data_summary)
+
+
+def search(params: Params, seed: int, out: str | Path, data_root: str | Path) -> dict[str, Any]:
+    """Run (or resume) the search; write the run directory; return its final metrics."""
+    cfg = params.search_cnn
+    device = runtime.setup(params.runtime, seed)
+    data = load_search_data(cfg, data_root)
+    key = run_key(params, seed, data.summary)
+    model = SearchNetwork(cfg.init_channels, cifar.NUM_CLASSES, cfg.layers, alpha_init=cfg.alpha_init,
+                          alpha_init_scale=cfg.alpha_init_scale).to(device)
+    w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                            weight_decay=cfg.weight_decay)
+    a_opt = torch.optim.Adam(model.arch_parameters(), lr=cfg.arch_lr, betas=cfg.arch_betas,
+                             weight_decay=cfg.arch_weight_decay)
+    architect = Architect(model, w_opt, a_opt, cross_entropy, order=cfg.order, hessian=cfg.hessian,
+                          fd_epsilon=cfg.fd_epsilon)
+    run = SearchRun(params, "search_cnn", key, seed, out,
+                    {"model": model, "weight_optimizer": w_opt, "arch_optimizer": a_opt},
+                    order=cfg.order, hessian=cfg.hessian, data=data.summary)
+    loader_kw = {"num_workers": params.runtime.num_workers, "pin_memory": device.type == "cuda"}
+    probe = _to(next(iter(eval_loader(data.held_out, cfg.batch_size, **loader_kw))), device)
+
+    for epoch in range(run.start_epoch, cfg.epochs):
+        started = time.monotonic()
+        lr = learning_rate(cfg, epoch)
+        for group in w_opt.param_groups:
+            group["lr"] = lr
+        weight_batches = epoch_loader(data.weights, cfg.batch_size, seed=seed, epoch=epoch, **loader_kw)
+        arch_batches = _cycle(data.arch, cfg.batch_size, derive_seed(seed, "arch"), epoch, loader_kw)
+        row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
+        row |= train_epoch(model, architect, weight_batches, arch_batches, cfg, device, epoch + 1,
+                           params.runtime.progress)
+        row |= evaluate(model, eval_loader(data.held_out, cfg.batch_size, **loader_kw), device)
+        if eigenvalue_due(cfg.eigenvalue_every, epoch + 1):
+            row["hessian_eigenvalue"] = architect.hessian_eigenvalue(probe, cfg.eigenvalue_iterations)
+        genotype = model.genotype()
+        row |= {
+            "skip_connects": sum(op == "skip_connect" for op, _ in genotype.normal),
+            "seconds": round(time.monotonic() - started, 3),
+            "order": cfg.order, "hessian": cfg.hessian,
+            "genotype": genotype.to_json(),
+            "alphas_softmax": alphas_softmax(_alphas(model)),
+        }
+        run.end_epoch(row, ("train_loss", "train_acc", "valid_acc", "skip_connects"))
+
+    last = run.history[-1]
+    metrics = {k: last[k] for k in ("train_loss", "train_acc", "valid_loss", "valid_acc", "skip_connects")}
+    if "hessian_eigenvalue" in last:
+        metrics["hessian_eigenvalue"] = last["hessian_eigenvalue"]
+    run.finish(model.genotype(), _alphas(model), metrics, device)
+    return metrics
+
+
+def train_epoch(model: SearchNetwork, architect: Architect, weight_batches: Any, arch_batches: Iterator[Batch],
+                cfg: SearchCNN, device: torch.device, epoch: int, progress: bool) -> dict[str, float]:
+    """Alg. 1 over one pass of the weights' half: an alpha step, then a weight step, per batch."""
+    from tqdm import tqdm
+
+    model.train()
+    weights = model.weight_parameters()
+    sums = torch.zeros(5, dtype=torch.float64, device=device)  # loss * n, top-1, top-5, n, arch loss * n
+    for step, batch in enumerate(tqdm(weight_batches, desc=f"epoch {epoch}", disable=not progress, leave=False), 1):
+        x, y = _to(batch, device)
+        arch = architect.step((x, y), _to(next(arch_batches), device))
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        check_finite({"train loss": loss.detach(), "architecture loss": arch.loss}, epoch, step)
+        w_opt = architect.weight_optimizer
+        w_opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=weights)
+        nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
+        w_opt.step()
+        top1, top5 = _hits(logits.detach(), y)
+        n = float(y.numel())
+        sums += torch.stack([loss.detach().double() * n, top1, top5, _scalar(n, device), arch.loss.double() * n])
+    loss_sum, top1, top5, n, arch_sum = sums.tolist()
+    return {"train_loss": loss_sum / n, "train_acc": 100.0 * top1 / n, "train_top5": 100.0 * top5 / n,
+            "arch_loss": arch_sum / n}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Any, device: torch.device) -> dict[str, float]:
+    """Loss and top-1/top-5 accuracy (%) on the held-out half, BatchNorm in eval mode."""
+    model.eval()
+    sums = torch.zeros(4, dtype=torch.float64, device=device)
+    for batch in loader:
+        x, y = _to(batch, device)
+        logits = model(x)
+        top1, top5 = _hits(logits, y)
+        sums += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(), top1, top5,
+                             _scalar(float(y.numel()), device)])
+    model.train()
+    loss_sum, top1, top5, n = sums.tolist()
+    return {"valid_loss": loss_sum / n, "valid_acc": 100.0 * top1 / n, "valid_top5": 100.0 * top5 / n}
+
+
+def _cycle(dataset: Dataset, batch_size: int, seed: int, epoch: int, loader_kw: dict) -> Iterator[Batch]:
+    """Batches of ``dataset`` without end: pass k of epoch e is shuffled by (seed, k, e)."""
+    for k in itertools.count():
+        yield from epoch_loader(dataset, batch_size, seed=derive_seed(seed, k), epoch=epoch, **loader_kw)
+
+
+def _alphas(model: SearchNetwork) -> dict[str, torch.Tensor]:
+    return {"normal": model.alphas_normal, "reduce": model.alphas_reduce}
+
+
+def _hits(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    top = logits.topk(min(5, logits.shape[1]), dim=1).indices == y[:, None]
+    return top[:, 0].sum().double(), top.any(dim=1).sum().double()
+
+
+def _scalar(value: float, device: torch.device) -> torch.Tensor:
+    return torch.tensor(value, dtype=torch.float64, device=device)
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    x, y = batch
+    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
