@@ -14,8 +14,10 @@ throughput into seconds per epoch of the paper's runs (50,000 and 1,281,167 trai
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -60,6 +62,14 @@ def images_per_second(dataset: str, batch: int, steps: int, warmup: int, device:
     return steps * batch / run(steps)
 
 
+def cpu_name() -> str:
+    """The CPU model (platform.processor() is empty on Linux) and the core count."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), None)
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per configuration")
@@ -70,11 +80,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'CPU'}"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     print(f"device: {name}; torch {torch.__version__}; {torch.get_num_threads()} threads; "
           f"{args.steps} timed steps after {args.warmup} warm-up\n")
     cases = [("cifar10", 96), ("imagenet", 128 if device.type == "cuda" else 32)]
-    variants = [(False, False), (True, False), (False, True), (True, True)] if device.type == "cuda" else [(False, False)]
+    on_gpu = device.type == "cuda"
+    variants = [(False, False), (True, False), (False, True), (True, True)] if on_gpu else [(False, False)]
     print("| network | batch | bf16 | channels-last | images/s | s/epoch (paper run) |")
     print("|---|---:|---|---|---:|---:|")
     for dataset, batch in cases:

@@ -22,10 +22,12 @@ from darts.config import add_config_args, params_from_args
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage examples' lines
     parser.add_argument("dataset", choices=("cifar10", "imagenet"))
-    parser.add_argument("--genotype", required=True, help="a published name, a genotype.json, or a Genotype(...) string")
+    parser.add_argument("--genotype", required=True,
+                        help="a published name, a genotype.json, or a Genotype(...) string")
     parser.add_argument("--weights", type=Path, required=True, help="a state dict in the official layout")
     parser.add_argument("--data", type=Path, help="CIFAR-10 folder (default: <data.root>/cifar10)")
-    parser.add_argument("--imagenet-root", type=Path, help="ImageNet root (default: data.imagenet_root or the recorded one)")
+    parser.add_argument("--imagenet-root", type=Path,
+                        help="ImageNet root (default: data.imagenet_root, else the recorded one)")
     parser.add_argument("--out", type=Path, help="also write the result to this JSON file")
     add_config_args(parser)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Dataset_ = Literal["cifar10", "imagenet"]
+DatasetName = Literal["cifar10", "imagenet"]
 Split = Literal["full", "search"]
 
 
@@ -43,7 +43,7 @@ Split = Literal["full", "search"]
 class Task:
     """Which of the three runs this is: it names the params section and the reported metric."""
 
-    dataset: Dataset_
+    dataset: DatasetName
     split: Split = "full"
 
     def __post_init__(self) -> None:
@@ -254,7 +254,7 @@ def _train_loader(dataset: Dataset, batch: int, world: D.World, seed: int, epoch
                                 rank=world.rank, world_size=world.size)
 
 
-def _autocast(cfg: TrainCNN, device: torch.device):
+def _autocast(cfg: TrainCNN, device: torch.device) -> AbstractContextManager:
     return torch.autocast(device.type, dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
 
 

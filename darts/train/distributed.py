@@ -63,11 +63,6 @@ def wrap_model(model: nn.Module, world: World, device: torch.device) -> nn.Modul
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The bare network (official state-dict keys, no ``module.`` prefix)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 def per_rank_batch(batch_size: int, world: World) -> int:
     """The params give the global batch (the paper's); each rank takes an equal share."""
     from darts.errors import ConfigError
