@@ -265,7 +265,8 @@ def _to_device(x: torch.Tensor, cfg: TrainCNN, device: torch.device) -> torch.Te
 
 def train_epoch(net: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, criterion: nn.Module,
                 cfg: TrainCNN, device: torch.device, world: D.World) -> tuple[float, float]:
-    """One pass over this rank's share; returns the (global) mean training loss and top-1 accuracy (%).
+    """One pass over this rank's share; returns the (global) mean training loss (with the weighted
+    auxiliary term, as the official logs) and top-1 accuracy (%).
 
     Sums stay on the device, so the loop never waits on the GPU; a non-finite loss shows in the
     returned mean and stops the run before the epoch is checkpointed.
