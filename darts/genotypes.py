@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, ClassVar, Mapping, Sequence, Union
 
 from darts.errors import DartsError
 from darts.io import write_text
@@ -105,7 +105,7 @@ class CNNGenotype:
     reduce: tuple[Edge, ...]
     reduce_concat: tuple[int, ...]
 
-    FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
+    FIELDS: ClassVar[tuple[str, ...]] = ("normal", "normal_concat", "reduce", "reduce_concat")
 
     def __post_init__(self) -> None:
         for cell in ("normal", "reduce"):
@@ -167,7 +167,7 @@ class RNNGenotype:
     recurrent: tuple[Edge, ...]
     concat: tuple[int, ...]
 
-    FIELDS = ("recurrent", "concat")
+    FIELDS: ClassVar[tuple[str, ...]] = ("recurrent", "concat")
 
     def __post_init__(self) -> None:
         edges = _edges(self.recurrent, "recurrent")

@@ -43,7 +43,9 @@ def imagenet_v2() -> NetworkImageNet:
     return NetworkImageNet(48, 1000, 14, True, V2)
 
 
-@pytest.mark.parametrize("fixture,table", [("cifar_v2", "cifar10_DARTS_V2.tsv"), ("imagenet_v2", "imagenet_DARTS_V2.tsv")])
+@pytest.mark.parametrize("fixture,table", [
+    ("cifar_v2", "cifar10_DARTS_V2.tsv"), ("imagenet_v2", "imagenet_DARTS_V2.tsv"),
+])
 def test_state_dict_keys_and_shapes_equal_the_official_lists_in_order(fixture, table, request):
     model = request.getfixturevalue(fixture)
     ours = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from darts.genotypes import CNNGenotype
-from darts.spaces.cnn.operations import OPS, FactorizedReduce, Identity, ReLUConvBN
+from darts.spaces.cnn.operations import OPS, FactorizedReduce, Identity, ReLUConvBN, reduction_indices
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
@@ -96,11 +96,6 @@ class AuxiliaryHeadImageNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x).flatten(1))
-
-
-def reduction_indices(layers: int) -> tuple[int, int]:
-    """The cells that reduce (stride 2, channels doubled): at 1/3 and 2/3 of the depth."""
-    return layers // 3, 2 * layers // 3
 
 
 def _build_cells(

@@ -117,6 +117,11 @@ def _conv_7x1_1x7(C: int, stride: int, affine: bool) -> nn.Module:
     )
 
 
+def reduction_indices(layers: int) -> tuple[int, int]:
+    """The cells of a network that reduce (stride 2, channels doubled): at 1/3 and 2/3 of the depth."""
+    return layers // 3, 2 * layers // 3
+
+
 OpFactory = Callable[[int, int, bool], nn.Module]
 
 # name -> factory(C, stride, affine). The first eight are the searched PRIMITIVES; the last two occur

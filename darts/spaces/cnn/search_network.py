@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from darts.genotypes import CNNGenotype, derive_cnn
-from darts.spaces.cnn.operations import OPS, PRIMITIVES, DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero
+from darts.spaces.cnn.operations import (
+    OPS, PRIMITIVES, DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero, reduction_indices,
+)
 
 ARCH_PARAMETER_NAMES = ("alphas_normal", "alphas_reduce")
 
@@ -120,7 +122,7 @@ class SearchNetwork(nn.Module):
         self.cells = nn.ModuleList()
         reduction_prev = False
         for i in range(layers):
-            reduction = i in self.reduction_indices(layers)
+            reduction = i in reduction_indices(layers)
             if reduction:
                 C_curr *= 2
             self.cells.append(SearchCell(steps, multiplier, C_prev_prev, C_prev, C_curr, reduction, reduction_prev))
@@ -132,19 +134,8 @@ class SearchNetwork(nn.Module):
             _use_batch_statistics(self)
 
         shape = (sum(2 + i for i in range(steps)), len(PRIMITIVES))
-        if alpha_init == "randn":
-            init = lambda: alpha_init_scale * torch.randn(shape)  # noqa: E731
-        elif alpha_init == "zeros":
-            init = lambda: torch.zeros(shape)  # noqa: E731
-        else:
-            raise ValueError(f"alpha_init must be 'randn' or 'zeros', got {alpha_init!r}")
-        self.alphas_normal = nn.Parameter(init())
-        self.alphas_reduce = nn.Parameter(init())
-
-    @staticmethod
-    def reduction_indices(layers: int) -> tuple[int, int]:
-        """The cells that reduce: at 1/3 and 2/3 of the depth."""
-        return layers // 3, 2 * layers // 3
+        self.alphas_normal = nn.Parameter(_initial_alphas(shape, alpha_init, alpha_init_scale))
+        self.alphas_reduce = nn.Parameter(_initial_alphas(shape, alpha_init, alpha_init_scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights_normal = F.softmax(self.alphas_normal, dim=-1)
@@ -171,6 +162,15 @@ class SearchNetwork(nn.Module):
         )
         concat = tuple(range(2 + self._steps - self._multiplier, 2 + self._steps))
         return dataclasses.replace(genotype, normal_concat=concat, reduce_concat=concat)
+
+
+def _initial_alphas(shape: tuple[int, int], alpha_init: str, scale: float) -> torch.Tensor:
+    """``randn``: scale * N(0, 1), the official code; ``zeros``: the paper's equal attention to all ops."""
+    if alpha_init == "randn":
+        return scale * torch.randn(shape)
+    if alpha_init == "zeros":
+        return torch.zeros(shape)
+    raise ValueError(f"alpha_init must be 'randn' or 'zeros', got {alpha_init!r}")
 
 
 def _use_batch_statistics(module: nn.Module) -> None:
