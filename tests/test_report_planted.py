@@ -79,7 +79,7 @@ RNN_GENOTYPE = {
 
 
 def plant_search(runs: Path, space: str, order: str, seed: int, scale: str, epochs: int, gpu: bool) -> Path:
-    out = runs / f"search_{space}" / f"{order}-s{seed}"
+    out = runs / f"search_{space}" / order / f"s{seed}"
     history = []
     for epoch in range(1, epochs + 1):
         row: dict[str, Any] = {"epoch": epoch, "train_loss": 2.0 / epoch, "lr": 0.025, "seconds": 10.0}

@@ -42,7 +42,7 @@ def test_cifar_rows_give_mean_std_costs_and_difference(planted):
     assert first["scale"] == "paper" and first["status"] == "ok" and first["params_m"] == pytest.approx(3.3)
     assert (first["train_images"], first["test_images"]) == (50000, 10000)
     assert first["data_subset"] in (False,)
-    assert first["search_runs"] == "runs/search_cnn/first-s0;runs/search_cnn/first-s1"
+    assert first["search_runs"] == "runs/search_cnn/first/s0;runs/search_cnn/first/s1"
     assert first["run_dirs"] == ";".join(f"runs/train_cifar10/first-r{i}" for i in range(3))
     assert first["seeds"] == "0;1;2" and first["git_revision"] == "abc1234"
     assert first["selection"] == "runs/select_cnn/first: chose first-s0 valid_error=10"
@@ -75,7 +75,7 @@ def test_language_and_imagenet_rows(planted):
     assert (ptb["valid_ppl_mean"], ptb["test_ppl_mean"]) == (valid, test)
     assert ptb["diff_valid_ppl"] == pytest.approx(valid - 58.1) and ptb["diff_test_ppl"] == pytest.approx(test - 55.7)
     assert ptb["search_cost_gpu_days"] == pytest.approx((search_hours("second", 0) + search_hours("second", 1)) / 24)
-    assert ptb["search_runs"] == "runs/search_rnn/second-s0;runs/search_rnn/second-s1"
+    assert ptb["search_runs"] == "runs/search_rnn/second/s0;runs/search_rnn/second/s1"
     assert ptb["train_tokens"] == 929589
     imagenet = ours(tables["table3_imagenet"], "DARTS (second order)")
     assert (imagenet["top1_error_mean"], imagenet["mult_adds_m"]) == (26.9, 574.0)
@@ -90,7 +90,7 @@ def test_changing_an_output_changes_the_table(planted):
     metrics = json.loads(metrics_path.read_text())
     metrics["test_error"] = 5.0
     metrics_path.write_text(json.dumps(metrics))
-    (planted / "search_cnn" / "second-s1" / "search_cost.json").write_text(json.dumps(cost(96.0, gpu=True)))
+    (planted / "search_cnn" / "second" / "s1" / "search_cost.json").write_text(json.dumps(cost(96.0, gpu=True)))
     after = ours(build_tables(planted, data)["table1_cifar10"], "DARTS (second order)")
     assert after["test_error_mean"] == pytest.approx((5.0 + CIFAR_ERRORS["second"][1]) / 2)
     assert after["test_error_mean"] != before["test_error_mean"]
@@ -106,7 +106,7 @@ def test_cpu_searches_have_device_days_and_no_gpu_days(tmp_path):
 
 
 def test_one_cpu_search_among_gpu_ones_voids_the_gpu_days(planted):
-    (planted / "search_cnn" / "first-s1" / "search_cost.json").write_text(json.dumps(cost(12.0, gpu=False)))
+    (planted / "search_cnn" / "first" / "s1" / "search_cost.json").write_text(json.dumps(cost(12.0, gpu=False)))
     row = ours(build_tables(planted, planted.parent / "data")["table1_cifar10"], "DARTS (first order)")
     assert math.isnan(row["search_cost_gpu_days"])
     assert row["search_device"] == "NVIDIA H100;x86_64"
@@ -134,10 +134,24 @@ def test_written_csv_keeps_counts_whole_and_reads_back(planted, tmp_path):
 
 
 def test_missing_cost_record_and_metric_name_the_file(planted):
-    (planted / "search_cnn" / "second-s0" / "search_cost.json").unlink()
-    with pytest.raises(DartsError, match="search_cnn/second-s0: no cost record"):
+    (planted / "search_cnn" / "second" / "s0" / "search_cost.json").unlink()
+    with pytest.raises(DartsError, match="search_cnn/second/s0: no cost record"):
         build_tables(planted, planted.parent / "data")
     plant_runs(planted.parent, scale="paper")
     (planted / "train_ptb" / "first" / "metrics.json").write_text(json.dumps({"valid_ppl": 60.0}))
     with pytest.raises(DartsError, match=r"train_ptb/first/metrics.json: missing key 'test_ppl'"):
         build_tables(planted, planted.parent / "data")
+
+
+def test_skip_markers_of_inactive_instances_are_ignored(planted):
+    marker = {"status": "skipped", "reason": "seed 3 is not in pipeline.seeds", "scale": "smoke"}
+    for folder in (planted / "search_cnn" / "first" / "s3", planted / "train_cifar10" / "first-r9",
+                   planted / "train_cifar10" / "DARTS_V2-r0", planted / "select_cnn" / "first" / "candidates" / "first-s3"):
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(marker))
+    table = build_tables(planted, planted.parent / "data")["table1_cifar10"]
+    first = ours(table, "DARTS (first order)")
+    assert first["runs"] == len(CIFAR_ERRORS["first"])
+    assert first["search_cost_gpu_days"] == pytest.approx((search_hours("first", 0) + search_hours("first", 1)) / 24)
+    assert first["selection_gpu_days"] == pytest.approx(2 * SELECT_HOURS / 24)
+    assert "DARTS_V2 (published genotype)" not in set(table["method"])

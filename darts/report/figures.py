@@ -324,7 +324,7 @@ def render_all(runs_root: Path, tables: dict[str, pd.DataFrame], out_dir: Path,
             made["collapse"].append(save_figure(fig, out_dir, f"collapse_{space}"))
         for search in search_runs(runs_root, space):
             for cell in CELLS[space]:
-                name = f"alphas_{space}_{cell}_{search.dir.name}"
+                name = f"alphas_{space}_{cell}_{search.label['order']}-s{search.label['seed']}"
                 made["alphas"].append(save_figure(alpha_figure(search, space, cell), out_dir, name))
         made["cells"].extend(_cell_graphs(runs_root, space, out_dir))
     for spec in SPECS:

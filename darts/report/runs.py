@@ -16,7 +16,9 @@ from darts.errors import DartsError
 from darts.io import read_json
 
 FINAL_DIR = re.compile(r"^(?P<method>.+?)(?:-r(?P<run>\d+))?$")
-SEARCH_DIR = re.compile(r"^(?P<order>first|second)-s(?P<seed>\d+)$")
+ORDERS = ("first", "second")
+SEED_DIR = re.compile(r"^s(?P<seed>\d+)$")
+SKIPPED = "skipped"  # the marker `darts gate` writes for a matrix instance inactive at this scale
 SNAPSHOT_DIR = re.compile(r"^(?P<order>first|second)-s(?P<seed>\d+)-e(?P<epoch>\d+)$")
 
 
@@ -60,6 +62,19 @@ class Selection:
     meta: dict[str, Any] | None
 
 
+def skipped(path: Path) -> bool:
+    """A matrix instance that did not run at this scale (``darts gate``'s marker): readers ignore it."""
+    marker = path / "metrics.json"
+    return marker.is_file() and read_json(marker).get("status") == SKIPPED
+
+
+def run_dirs(parent: Path) -> list[Path]:
+    """The sub-folders of ``parent`` that hold a run, skip markers left out, sorted by name."""
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".") and not skipped(p))
+
+
 def read_run(path: Path, cost_file: str | None, label: dict[str, Any] | None = None) -> Run:
     """A run directory with ``metrics.json`` (required), ``meta.json`` and ``cost_file`` (optional)."""
     metrics = read_json(path / "metrics.json") if (path / "metrics.json").is_file() else None
@@ -81,11 +96,8 @@ def read_cost(path: Path) -> dict[str, Any]:
 
 def final_runs(runs_root: Path, stage: str) -> dict[str, list[Run]]:
     """``runs/<stage>/<method>[-r<run>]/`` grouped by method, runs in index order."""
-    stage_dir = runs_root / stage
     grouped: dict[str, list[Run]] = {}
-    if not stage_dir.is_dir():
-        return grouped
-    for path in sorted(p for p in stage_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for path in run_dirs(runs_root / stage):
         match = FINAL_DIR.match(path.name)
         method, index = match["method"], int(match["run"]) if match["run"] else 0
         grouped.setdefault(method, []).append(read_run(path, "train_cost.json", {"run": index}))
@@ -95,14 +107,13 @@ def final_runs(runs_root: Path, stage: str) -> dict[str, list[Run]]:
 
 
 def search_runs(runs_root: Path, space: str, order: str | None = None) -> list[Run]:
-    """``runs/search_<space>/<order>-s<seed>/`` (of one order, or all), sorted by order and seed."""
-    stage_dir = runs_root / f"search_{space}"
+    """``runs/search_<space>/<order>/s<seed>/`` (of one order, or both), sorted by order and seed."""
     found = []
-    if stage_dir.is_dir():
-        for path in stage_dir.iterdir():
-            match = SEARCH_DIR.match(path.name)
-            if match and path.is_dir() and (order is None or match["order"] == order):
-                found.append(read_run(path, "search_cost.json", {"order": match["order"], "seed": int(match["seed"])}))
+    for each in (order,) if order else ORDERS:
+        for path in run_dirs(runs_root / f"search_{space}" / each):
+            match = SEED_DIR.match(path.name)
+            if match:
+                found.append(read_run(path, "search_cost.json", {"order": each, "seed": int(match["seed"])}))
     return sorted(found, key=lambda r: (r.label["order"], r.label["seed"]))
 
 
@@ -114,23 +125,19 @@ def selection(runs_root: Path, space: str, method: str) -> Selection | None:
     record = read_json(path / "selected.json")
     if "chosen" not in record:
         raise DartsError(f"{path / 'selected.json'}: missing key 'chosen'")
-    cand_dir = path / "candidates"
-    candidates = [read_run(p, "train_cost.json", {"name": p.name})
-                  for p in sorted(cand_dir.iterdir()) if p.is_dir()] if cand_dir.is_dir() else []
+    candidates = [read_run(p, "train_cost.json", {"name": p.name}) for p in run_dirs(path / "candidates")]
     meta = read_json(path / "meta.json") if (path / "meta.json").is_file() else None
     return Selection(path, str(record["chosen"]), record.get("score"), record.get("metric"), candidates, meta)
 
 
 def snapshot_runs(runs_root: Path, space: str) -> list[Run]:
     """``runs/snapshot_eval/<space>/<order>-s<seed>-e<epoch>/`` (the data of the paper's Fig. 3)."""
-    stage_dir = runs_root / "snapshot_eval" / space
     found = []
-    if stage_dir.is_dir():
-        for path in stage_dir.iterdir():
-            match = SNAPSHOT_DIR.match(path.name)
-            if match and path.is_dir():
-                label = {"order": match["order"], "seed": int(match["seed"]), "epoch": int(match["epoch"])}
-                found.append(read_run(path, "train_cost.json", label))
+    for path in run_dirs(runs_root / "snapshot_eval" / space):
+        match = SNAPSHOT_DIR.match(path.name)
+        if match:
+            label = {"order": match["order"], "seed": int(match["seed"]), "epoch": int(match["epoch"])}
+            found.append(read_run(path, "train_cost.json", label))
     return sorted(found, key=lambda r: (r.label["order"], r.label["seed"], r.label["epoch"]))
 
 

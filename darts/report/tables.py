@@ -300,7 +300,7 @@ def _total(costs: list[dict[str, Any]]) -> tuple[float | None, float | None, str
 
 
 def _data_subset(runs: list[Run], manifest: Path) -> Any:
-    """Whether a subset of the dataset was used: from meta.json's data summary, else the manifest."""
+    """Whether a subset of the dataset was used: meta.json's data summary, else the manifest's ``full``."""
     flags = set()
     for run in runs:
         data = (run.meta or {}).get("data")
@@ -308,8 +308,8 @@ def _data_subset(runs: list[Run], manifest: Path) -> Any:
             flags.add(bool(data["subset"]))
     if not flags and manifest.is_file():
         record = read_json(manifest)
-        if "subset" in record:
-            flags.add(bool(record["subset"]))
+        if "full" in record:
+            flags.add(not record["full"])
     return flags.pop() if len(flags) == 1 else (math.nan if not flags else "mixed")
 
 
