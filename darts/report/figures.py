@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import textwrap
 from pathlib import Path
 from typing import Iterable
 
@@ -53,10 +54,15 @@ def scale_note(scales: Iterable[str | None]) -> str:
     return f"{'+'.join(distinct).upper()} SCALE: not a reproduction"
 
 
-def scaled_title(text: str, scales: Iterable[str | None]) -> str:
-    """The title, with the scale note on a second line when the data is not at paper scale."""
+def scaled_title(text: str, scales: Iterable[str | None], width: int = 90) -> str:
+    """The title wrapped to ``width`` characters, the scale note on its own line when not at paper scale."""
     note = scale_note(scales)
-    return f"{text}\n{note}" if note else text
+    return "\n".join([*textwrap.wrap(text, width), *([note] if note else [])])
+
+
+def set_title(fig: plt.Figure, text: str, scales: Iterable[str | None]) -> None:
+    """A figure title that fits the figure's width (about 9 characters per inch)."""
+    fig.suptitle(scaled_title(text, scales, width=max(30, int(fig.get_figwidth() * 9))))
 
 
 def seed_colours(seeds: Iterable[int]) -> dict[str, tuple]:
@@ -101,7 +107,9 @@ def search_progress_figure(runs_root: Path, space: str) -> plt.Figure | None:
                      marker="o", ax=ax)
         ax.set(title=f"{order} order", xlabel="search epoch", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(scaled_title(f"{SPACE_NAMES[space]} search progress: {source}", scales))
+        if space == "rnn" and frame["value"].max() > 10 * frame["value"].min():
+            ax.set_yscale("log")
+    set_title(fig, f"{SPACE_NAMES[space]} search progress: {source}", scales)
     fig.tight_layout()
     return fig
 
@@ -123,7 +131,7 @@ def alpha_figure(search: Run, space: str, cell: str) -> plt.Figure:
     epochs = [row["epoch"] for row in history]
     cols = first + nodes - 1
     fig = plt.figure(figsize=(1.9 * cols + 0.6, 1.5 * nodes + 0.9))
-    grid = fig.add_gridspec(nodes, cols, left=0.07, right=0.98, bottom=0.09, top=1 - 1.0 / (1.5 * nodes + 0.9),
+    grid = fig.add_gridspec(nodes, cols, left=0.1, right=0.98, bottom=0.09, top=1 - 1.0 / (1.5 * nodes + 0.9),
                             hspace=0.45, wspace=0.12)
     palette = sns.color_palette("tab10", len(ops))
     first_ax = None
@@ -136,12 +144,11 @@ def alpha_figure(search: Run, space: str, cell: str) -> plt.Figure:
         ax.tick_params(labelsize=7, labelbottom=dst == first + nodes - 1, labelleft=src == 0)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=4))
     handles, labels = first_ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", bbox_to_anchor=(0.98, 0.93), title="op", fontsize=9)
+    fig.legend(handles, labels, loc="upper right", bbox_to_anchor=(0.98, 0.88), title="op", fontsize=9)
     fig.supxlabel("search epoch")
-    fig.supylabel("softmax(α)")
+    fig.supylabel("softmax(α)", x=0.01)
     order, seed = search.label["order"], search.label["seed"]
-    fig.suptitle(scaled_title(f"{SPACE_NAMES[space]} {cell} cell: α over the epochs, {order} order, seed {seed}",
-                              [search.scale]))
+    set_title(fig, f"{SPACE_NAMES[space]} {cell} cell: α over the epochs, {order} order, seed {seed}", [search.scale])
     return fig
 
 
@@ -178,8 +185,7 @@ def collapse_figure(runs_root: Path, space: str) -> plt.Figure | None:
             ax.set(title=f"{order} order", xlabel="search epoch", ylabel=label)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     missing = "" if len(panels) == 2 else " (Hessian eigenvalue not recorded)"
-    fig.suptitle(scaled_title(f"{SPACE_NAMES[space]} search: collapse diagnostics{missing}",
-                              [r.scale for r in searches]))
+    set_title(fig, f"{SPACE_NAMES[space]} search: collapse diagnostics{missing}", [r.scale for r in searches])
     fig.tight_layout()
     return fig
 
@@ -243,7 +249,7 @@ def training_figure(runs_root: Path, spec: TableSpec) -> plt.Figure | None:
                      palette=palette, ax=ax, legend=ax is axes[0][0])
         ax.set(xlabel="epoch", ylabel=CURVE_KEYS[key], title=CURVE_KEYS[key])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(scaled_title(f"{spec.title}: training of the final runs", scales))
+    set_title(fig, f"{spec.title}: training of the final runs", scales)
     fig.tight_layout()
     return fig
 
@@ -283,7 +289,7 @@ def ours_vs_paper_figure(table: pd.DataFrame, spec: TableSpec, tolerances: Compa
         ax.legend(unique.values(), unique.keys(), fontsize=8)
         ax.set(xlabel="", ylabel=f"{key.replace('_', ' ')} ({spec.unit})", title=key.replace("_", " "))
         ax.tick_params(axis="x", labelrotation=15)
-    fig.suptitle(scaled_title(f"{spec.title}: ours against the paper", ours["scale"]))
+    set_title(fig, f"{spec.title}: ours against the paper", ours["scale"])
     fig.tight_layout()
     return fig
 
