@@ -104,7 +104,7 @@ def search_progress_figure(runs_root: Path, space: str) -> plt.Figure | None:
     palette = seed_colours(int(s.split()[1]) for s in frame["seed"])
     for ax, order in zip(axes[0], orders):
         sns.lineplot(data=frame[frame["order"] == order], x="epoch", y="value", hue="seed", palette=palette,
-                     marker="o", ax=ax)
+                     marker=_marker(frame), ax=ax)
         ax.set(title=f"{order} order", xlabel="search epoch", ylabel=ylabel)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if space == "rnn" and frame["value"].max() > 10 * frame["value"].min():
@@ -181,7 +181,7 @@ def collapse_figure(runs_root: Path, space: str) -> plt.Figure | None:
             if part.empty:
                 ax.text(0.5, 0.5, "not recorded", ha="center", va="center", transform=ax.transAxes)
             else:
-                sns.lineplot(data=part, x="epoch", y=key, hue="seed", palette=palette, marker="o", ax=ax)
+                sns.lineplot(data=part, x="epoch", y=key, hue="seed", palette=palette, marker=_marker(part), ax=ax)
             ax.set(title=f"{order} order", xlabel="search epoch", ylabel=label)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     missing = "" if len(panels) == 2 else " (Hessian eigenvalue not recorded)"
@@ -361,6 +361,11 @@ def _meta_scale(path: Path) -> str | None:
     from darts.io import read_json
 
     return (read_json(path).get("params") or {}).get("scale")
+
+
+def _marker(frame: pd.DataFrame) -> str | None:
+    """Dots on the epochs while they can be told apart."""
+    return "o" if frame["epoch"].nunique() <= 20 else None
 
 
 def _metric(run: Run, key: str) -> float:
