@@ -179,4 +179,5 @@ def test_tabulate_writes_tables_figures_and_a_smoke_marked_report(tmp_path):
     assert report.splitlines()[0].startswith("# DARTS reproduction report: SMOKE SCALE, not a reproduction")
     assert "![vs_paper_table1_cifar10](figures/vs_paper_table1_cifar10.png)" in report
     assert "not run: no ImageNet data" in report
-    assert "## Deviations from the paper's protocol" in report and "#### Protocol" in report
+    assert "## Deviations from the paper's protocol" in report and "\n### Protocol\n" in report
+    assert "\n# Deviations" not in report

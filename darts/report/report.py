@@ -157,5 +157,8 @@ def _for_table(path: Path, spec: TableSpec) -> bool:
 
 
 def _demote(markdown: str) -> str:
-    """DEVIATIONS.md nested under this report's heading: every heading two levels down."""
-    return re.sub(r"^(#{1,4}) ", lambda m: "#" * min(len(m.group(1)) + 2, 6) + " ", markdown, flags=re.MULTILINE)
+    """DEVIATIONS.md nested under this report's heading: its title dropped, every heading one level down."""
+    lines = markdown.splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    return re.sub(r"^(#{1,5}) ", r"#\1 ", "\n".join(lines).strip(), flags=re.MULTILINE)
