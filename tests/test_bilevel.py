@@ -245,11 +245,14 @@ def test_virtual_weights_are_the_optimizers_next_step(clip):
     model = TinySearchNet()
     train, _ = batches(torch.float32)
     arch, w_opt, _ = setup(model, clip=clip, warm_batch=batches(torch.float32, seed=7)[0])
+    w_opt.load_state_dict(w_opt.state_dict())  # as on resume: the optimizer's groups are new dicts
+    w_opt.param_groups[0]["lr"] = 0.05  # as the schedule changes it
     w_prime = arch.virtual_weights(train)
     twin = copy.deepcopy(model)
     weights = [p for n, p in twin.named_parameters() if n != "alphas"]
     t_opt = torch.optim.SGD(weights, lr=0.1, momentum=0.9, weight_decay=3e-4)
     t_opt.load_state_dict(w_opt.state_dict())
+    assert t_opt.param_groups[0]["lr"] == 0.05
     ce_loss(twin, train).backward(inputs=weights)
     if clip is not None:
         nn.utils.clip_grad_norm_(weights, clip)

@@ -73,13 +73,20 @@ class Architect:
         for group in weight_optimizer.param_groups:
             if group.get("nesterov") or group.get("dampening", 0.0) or group.get("maximize"):
                 raise ValueError("the virtual step models plain SGD: no nesterov, dampening or maximize")
-        names = {id(p): n for n, p in model.named_parameters()}
+        self._names = {id(p): n for n, p in model.named_parameters()}
+        if any(id(p) not in self._names for g in weight_optimizer.param_groups for p in g["params"]):
+            raise ValueError("the weight optimizer holds tensors that are not parameters of the model")
         self.model, self.loss_fn = model, loss_fn
         self.weight_optimizer, self.arch_optimizer = weight_optimizer, arch_optimizer
         self.order, self.hessian = order, hessian
         self.fd_epsilon, self.virtual_step_clip = fd_epsilon, virtual_step_clip
         self.alphas = [p for g in arch_optimizer.param_groups for p in g["params"]]
-        self.weights = [(names[id(p)], p, g) for g in weight_optimizer.param_groups for p in g["params"]]
+
+    @property
+    def weights(self) -> list[tuple[str, Tensor, dict[str, Any]]]:
+        """(name, parameter, its optimizer group), read afresh: the loop changes the learning rate,
+        and loading a state dict replaces the groups."""
+        return [(self._names[id(p)], p, g) for g in self.weight_optimizer.param_groups for p in g["params"]]
 
     def step(self, train_batch: Any, valid_batch: Any) -> ArchStep:
         """One architecture update (Alg. 1, step 1); ``train_batch`` is unused in first order."""
@@ -136,9 +143,9 @@ class Architect:
         """(∇w L_train by name, w' as fresh leaves, ξc by name); weights without a gradient are
         skipped by SGD, so they stay out of w' too."""
         loss, _ = self._loss(batch, replay)
-        params = [p for _, p, _ in self.weights]
-        grads = torch.autograd.grad(loss, params, create_graph=create_graph, allow_unused=True)
-        used = [(w, g) for w, g in zip(self.weights, grads) if g is not None]
+        weights = self.weights
+        grads = torch.autograd.grad(loss, [p for _, p, _ in weights], create_graph=create_graph, allow_unused=True)
+        used = [(w, g) for w, g in zip(weights, grads) if g is not None]
         coef: Tensor | float = 1.0
         if self.virtual_step_clip is not None:
             total = _norm([g.detach() for _, g in used])

@@ -73,7 +73,8 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
     data = load_search_data(cfg, data_root)
     key = run_key(params, seed, data.summary)
     model = SearchNetwork(cfg.init_channels, cifar.NUM_CLASSES, cfg.layers, alpha_init=cfg.alpha_init,
-                          alpha_init_scale=cfg.alpha_init_scale).to(device)
+                          alpha_init_scale=cfg.alpha_init_scale,
+                          track_running_stats=cfg.track_running_stats).to(device)
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
                             weight_decay=cfg.weight_decay)
     a_opt = torch.optim.Adam(model.arch_parameters(), lr=cfg.arch_lr, betas=cfg.arch_betas,
@@ -84,7 +85,9 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
                     {"model": model, "weight_optimizer": w_opt, "arch_optimizer": a_opt},
                     order=cfg.order, hessian=cfg.hessian, data=data.summary)
     loader_kw = {"num_workers": params.runtime.num_workers, "pin_memory": device.type == "cuda"}
-    probe = _to(next(iter(eval_loader(data.held_out, cfg.batch_size, **loader_kw))), device)
+    # The eigenvalue diagnostic's fixed batch: the first of the held-out half, unaugmented.
+    probe = _to(next(iter(eval_loader(data.held_out, cfg.batch_size, **loader_kw))), device) \
+        if cfg.eigenvalue_every else None
 
     for epoch in range(run.start_epoch, cfg.epochs):
         started = time.monotonic()
