@@ -12,7 +12,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("darts.commands.data", "fetch or copy a dataset, verify it, write its manifest"),
     "search": ("darts.commands.search", "architecture search (first or second order): genotype, alphas, history"),
-    "train": ("darts.commands.train", "retrain a genotype from scratch (CIFAR-10, selection runs, ImageNet)"),
+    "train": ("darts.commands.train", "retrain a genotype from scratch (CIFAR-10, ImageNet, PTB, WikiText-2; selection runs)"),
     "evaluate": ("darts.commands.evaluate", "error of saved weights (ours or the official release's)"),
     "genotype": ("darts.commands.genotype", "show a genotype, convert official string <-> JSON, sample a random one"),
     "info": ("darts.commands.info", "parameter count and multiply-adds of a genotype's evaluation network"),
