@@ -134,21 +134,26 @@ def plant_train(out: Path, metrics: dict[str, Any], scale: str, seed: int, gpu: 
 
 
 def plant_runs(root: Path, scale: str = "paper", gpu: bool = True, epochs: int = 3,
-               cifar_errors: dict[str, list[float]] | None = None, seeds: tuple[int, ...] = (0, 1)) -> Path:
+               cifar_errors: dict[str, list[float]] | None = None, seeds: tuple[int, ...] = (0, 1),
+               orders: tuple[str, ...] = ("first", "second")) -> Path:
     """A complete run tree under ``root/runs`` (searches of ``seeds`` per order); returns the runs folder."""
     runs = root / "runs"
     for space in ("cnn", "rnn"):
-        for order in ("first", "second"):
+        for order in orders:
             for seed in seeds:
                 plant_search(runs, space, order, seed, scale, epochs, gpu)
             plant_selection(runs, space, order, [f"{order}-s{s}" for s in seeds], scale, gpu)
         plant_selection(runs, space, "random", ["sample0", "sample1", "sample2"], scale, gpu)
     for method, errors in (cifar_errors or CIFAR_ERRORS).items():
+        if method in ("first", "second") and method not in orders:
+            continue
         for i, err in enumerate(errors):
             plant_train(runs / "train_cifar10" / f"{method}-r{i}",
                         {"test_error": err, "test_acc": 100 - err, "params": 3_300_000, "epochs": epochs,
                          "train_images": 50000, "test_images": 10000}, scale, i, gpu, epochs, lm=False)
     for method, (valid, test) in PTB_PPL.items():
+        if method not in orders:
+            continue
         plant_train(runs / "train_ptb" / method, {"valid_ppl": valid, "test_ppl": test, "params": 23_000_000,
                                                   "train_tokens": 929589, "epochs": epochs}, scale, 0, gpu, epochs, lm=True)
     for method, (valid, test) in WT2_PPL.items():

@@ -17,7 +17,8 @@ from darts.config import add_config_args, params_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", nargs="?", default="results", help="the folder `darts tabulate` wrote (default: results)")
+    parser.add_argument("results", nargs="?", default="results",
+                        help="the folder `darts tabulate` wrote (default: results)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when a number is flagged or a row of ours is not a paper-scale result")
     add_config_args(parser)

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", default="runs", help="the stage outputs (default: runs)")
-    parser.add_argument("--out", default="results", help="where the tables, figures/ and REPORT.md go (default: results)")
+    parser.add_argument("--out", default="results",
+                        help="where the tables, figures/ and REPORT.md go (default: results)")
     parser.add_argument("--deviations", default="DEVIATIONS.md",
                         help="the project's deviations, quoted in the report (default: DEVIATIONS.md)")
     add_config_args(parser)

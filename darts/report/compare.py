@@ -53,6 +53,9 @@ class RowIssue:
     reason: str
 
 
+Comparison = dict[str, tuple[list[Finding], list[RowIssue]]]  # table key -> (findings, row issues)
+
+
 def read_results(results_dir: str | Path) -> dict[str, pd.DataFrame]:
     """The four tables ``darts tabulate`` wrote, keyed by file stem."""
     results_dir = Path(results_dir)
@@ -103,11 +106,11 @@ def compare_table(spec: TableSpec, frame: pd.DataFrame, tolerances: Compare) -> 
     return findings, issues
 
 
-def compare_results(tables: dict[str, pd.DataFrame], tolerances: Compare) -> dict[str, tuple[list[Finding], list[RowIssue]]]:
+def compare_results(tables: dict[str, pd.DataFrame], tolerances: Compare) -> Comparison:
     return {spec.key: compare_table(spec, tables[spec.key], tolerances) for spec in SPECS}
 
 
-def format_comparison(results: dict[str, tuple[list[Finding], list[RowIssue]]]) -> str:
+def format_comparison(results: Comparison) -> str:
     """The diff, table by table, one line per metric of ours; flagged lines end in 'OUTSIDE'."""
     lines = []
     for spec in SPECS:
@@ -125,7 +128,7 @@ def format_comparison(results: dict[str, tuple[list[Finding], list[RowIssue]]]) 
     return "\n".join(lines)
 
 
-def strict_failures(results: dict[str, tuple[list[Finding], list[RowIssue]]]) -> list[str]:
+def strict_failures(results: Comparison) -> list[str]:
     """Why the results are not a reproduction at paper scale; empty when they are."""
     failures = []
     for findings, issues in results.values():

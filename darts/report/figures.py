@@ -124,7 +124,8 @@ def alpha_figure(search: Run, space: str, cell: str) -> plt.Figure:
     try:
         weights = np.array([row["alphas_softmax"][cell] for row in history], dtype=float)
     except (KeyError, ValueError, TypeError):
-        raise DartsError(f"{path}: 'alphas_softmax' needs a '{cell}' matrix of {len(edges)} x {len(ops)} in every epoch") from None
+        raise DartsError(f"{path}: 'alphas_softmax' needs a '{cell}' matrix of {len(edges)} x {len(ops)} "
+                         "in every epoch") from None
     if weights.shape[1:] != (len(edges), len(ops)):
         raise DartsError(f"{path}: alphas_softmax['{cell}'] is {weights.shape[1]} x {weights.shape[2]}, "
                          f"expected {len(edges)} edges x {len(ops)} ops")
@@ -322,7 +323,7 @@ def render_all(runs_root: Path, tables: dict[str, pd.DataFrame], out_dir: Path,
     """Every figure the outputs allow, saved under ``out_dir``; PNG paths grouped by report section."""
     sns.set_theme(context="notebook", style="whitegrid")
     out_dir.mkdir(parents=True, exist_ok=True)
-    made: dict[str, list[Path]] = {"search": [], "alphas": [], "collapse": [], "cells": [], "training": [], "vs_paper": []}
+    made: dict[str, list[Path]] = {key: [] for key in ("search", "alphas", "collapse", "cells", "training", "vs_paper")}
     for space in ("cnn", "rnn"):
         if (fig := search_progress_figure(runs_root, space)) is not None:
             made["search"].append(save_figure(fig, out_dir, f"search_progress_{space}"))
@@ -353,7 +354,8 @@ def _cell_graphs(runs_root: Path, space: str, out_dir: Path) -> list[Path]:
         label = METHOD_LABELS.get(method_dir.name, method_dir.name)
         for cell in CELLS[space]:
             title = scaled_title(f"{label}: {cell} cell", scales or [None])
-            made.append(save_graph(cell_graph(genotype, cell, title), out_dir, f"cell_{space}_{method_dir.name}_{cell}"))
+            name = f"cell_{space}_{method_dir.name}_{cell}"
+            made.append(save_graph(cell_graph(genotype, cell, title), out_dir, name))
     return made
 
 

@@ -64,7 +64,8 @@ def paper_wide(paper: pd.DataFrame, tables: tuple[str, ...]) -> pd.DataFrame:
 def paper_costs(paper: pd.DataFrame, dataset: str) -> dict[str, float]:
     """The paper's selection and final-evaluation costs of a dataset, in GPU days (the 'Costs' rows)."""
     part = paper[(paper["table"] == "Costs") & (paper["dataset"] == dataset)]
-    return {rec.metric: rec.value for rec in part.itertuples(index=False) if rec.metric in ("selection_cost", "final_eval_cost")}
+    wanted = ("selection_cost", "final_eval_cost")
+    return {rec.metric: rec.value for rec in part.itertuples(index=False) if rec.metric in wanted}
 
 
 def _number(text: str, path: Path, line: int) -> float:

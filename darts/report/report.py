@@ -73,8 +73,10 @@ def table_paragraph(spec: TableSpec, frame: pd.DataFrame, findings: list[Finding
         if row["status"] != "ok":
             sentences.append(f"- **{method}**: {row['status']}.")
             continue
-        numbers = ", ".join(f"{key.replace('_', ' ')} {_pm(row[f'{key}_mean'], row[f'{key}_std'])}" for key in spec.metrics)
-        text = f"- **{method}** ({row['scale']} scale, {int(row['runs'])} run{'s' if row['runs'] != 1 else ''}): {numbers}"
+        numbers = ", ".join(f"{key.replace('_', ' ')} {_pm(row[f'{key}_mean'], row[f'{key}_std'])}"
+                            for key in spec.metrics)
+        runs = int(row["runs"])
+        text = f"- **{method}** ({row['scale']} scale, {runs} run{'s' if runs != 1 else ''}): {numbers}"
         mine = [f for f in findings if f.method == method]
         if mine:
             verdicts = "; ".join(
@@ -100,7 +102,8 @@ def _compact(spec: TableSpec, frame: pd.DataFrame) -> pd.DataFrame:
     """The columns a reader scans: method, source, scale, each metric as mean ± std, size, cost, diff."""
     out = pd.DataFrame({"method": frame["method"], "source": frame["source"], "scale": frame["scale"]})
     for key in spec.metrics:
-        out[f"{key.replace('_', ' ')} ({spec.unit})"] = [_pm(m, s) for m, s in zip(frame[f"{key}_mean"], frame[f"{key}_std"])]
+        pairs = zip(frame[f"{key}_mean"], frame[f"{key}_std"])
+        out[f"{key.replace('_', ' ')} ({spec.unit})"] = [_pm(m, s) for m, s in pairs]
     out["runs"] = frame["runs"]
     out["params (M)"] = frame["params_m"]
     if spec.mult_adds:

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from darts.errors import DartsError
-from darts.io import read_json
+from darts.io import atomic_path, read_json
 from darts.report.paper import PAPER_CSV, load_paper, paper_costs, paper_wide
 from darts.report.runs import Run, final_runs, search_runs, selection
 
@@ -139,7 +139,8 @@ def build_table(spec: TableSpec, runs_root: Path, data_root: Path, paper: pd.Dat
     by_method = {row["method"]: row for row in paper_rows}
     for method, row_name in spec.paper_rows.items():
         if row_name not in by_method:
-            raise DartsError(f"paper row {row_name!r} (for ours '{method}') is not in {spec.paper_tables[0]} of the paper's data")
+            raise DartsError(f"paper row {row_name!r} (for ours '{method}') is not in "
+                             f"{spec.paper_tables[0]} of the paper's data")
     ours = [our_row(spec, method, runs, runs_root, data_root, by_method.get(spec.paper_rows.get(method, "")))
             for method, runs in _ordered(final_runs(runs_root, spec.stage))]
     ordered: list[dict[str, Any]] = []
@@ -155,8 +156,6 @@ def build_table(spec: TableSpec, runs_root: Path, data_root: Path, paper: pd.Dat
 
 def write_tables(tables: dict[str, pd.DataFrame], out: str | Path) -> list[Path]:
     """``<out>/<key>.csv`` for each table (numbers with 6 significant digits)."""
-    from darts.io import atomic_path
-
     written = []
     for key, frame in tables.items():
         path = Path(out) / f"{key}.csv"
@@ -237,8 +236,10 @@ def our_row(spec: TableSpec, method: str, runs: list[Run], runs_root: Path, data
     row["run_dirs"] = ";".join(str(r.dir.relative_to(rel)) for r in runs)
     row["seeds"] = ";".join(str(r.seed) for r in runs if r.seed is not None)
     row["git_revision"] = ";".join(sorted({r.git_revision for r in runs if r.git_revision}))
-    parts = [*runs, *searches, *(chosen.candidates if chosen else [])]
-    row["scale"] = _scale([r.scale for r in parts] + ([chosen.meta.get("params", {}).get("scale")] if chosen and chosen.meta else []))
+    scales = [r.scale for r in (*runs, *searches, *(chosen.candidates if chosen else []))]
+    if chosen is not None and chosen.meta is not None:
+        scales.append((chosen.meta.get("params") or {}).get("scale"))
+    row["scale"] = _scale(scales)
     return row
 
 
