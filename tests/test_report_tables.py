@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -155,3 +156,23 @@ def test_skip_markers_of_inactive_instances_are_ignored(planted):
     assert first["search_cost_gpu_days"] == pytest.approx((search_hours("first", 0) + search_hours("first", 1)) / 24)
     assert first["selection_gpu_days"] == pytest.approx(2 * SELECT_HOURS / 24)
     assert "DARTS_V2 (published genotype)" not in set(table["method"])
+
+
+def test_subset_flag_falls_back_to_the_data_manifest(tmp_path):
+    runs = plant_runs(tmp_path, scale="paper")
+    for meta_path in (runs / "train_ptb").glob("*/meta.json"):
+        meta = json.loads(meta_path.read_text())
+        del meta["data"]
+        meta_path.write_text(json.dumps(meta))
+    assert pd.isna(ours(build_tables(runs, tmp_path / "data")["table2_ptb"], "DARTS (second order)")["data_subset"])
+    (tmp_path / "data" / "ptb").mkdir(parents=True)
+    (tmp_path / "data" / "ptb" / "manifest.json").write_text(json.dumps({"dataset": "ptb", "full": False}))
+    assert ours(build_tables(runs, tmp_path / "data")["table2_ptb"], "DARTS (second order)")["data_subset"] in (True,)
+
+
+def test_tabulate_without_runs_is_a_clear_error(tmp_path, capsys):
+    from darts.cli import main
+
+    assert main(["tabulate", "--runs", str(tmp_path / "nothing"), "--out", str(tmp_path / "results"),
+                 "--params", str(Path(__file__).resolve().parents[1] / "params.yaml")]) == 1
+    assert "no such folder of stage outputs" in capsys.readouterr().err
