@@ -1,5 +1,5 @@
 """The smoke pipeline end to end with `dvc repro` on a fresh clone: outputs, a leaf change, a no-op,
-resume of a killed stage, and the DVC remote round trip. The tests share one clone, in file order."""
+the DVC remote round trip, and resume of a killed stage. The tests share one clone, in file order."""
 
 from __future__ import annotations
 
@@ -60,17 +60,6 @@ def test_repro_again_is_a_no_op(repo, env, reproduced):
     assert stages_run(out) == set(), out
 
 
-def test_killed_stage_resumes_from_its_checkpoint(repo, env, reproduced):
-    stage, out_dir = "train_ptb@second", repo / "runs/train_ptb/second"
-    before = read_json(out_dir / "metrics.json")
-    kill_after_checkpoint(["dvc", "repro", "--force", "--single-item", stage], repo, env)
-    log = run(["dvc", "repro", "--force", "--single-item", stage], repo, env).stdout
-    assert "resuming from" in log, log[-3000:]
-    after = read_json(out_dir / "metrics.json")
-    # deterministic CPU run: the resumed stage ends exactly where the uninterrupted one did
-    assert {k: after[k] for k in ("valid_ppl", "test_ppl")} == {k: before[k] for k in ("valid_ppl", "test_ppl")}
-
-
 def test_remote_round_trip(repo, env, reproduced, tmp_path):
     remote = tmp_path / "remote"
     run(["dvc", "remote", "add", "--default", "local", str(remote)], repo, env)
@@ -81,3 +70,14 @@ def test_remote_round_trip(repo, env, reproduced, tmp_path):
     assert (repo / "runs/select_cnn/second/genotype.json").is_file()
     status = run(["dvc", "status"], repo, env).stdout
     assert "up to date" in status, status
+
+
+def test_killed_stage_resumes_from_its_checkpoint(repo, env, reproduced):
+    stage, out_dir = "train_ptb@second", repo / "runs/train_ptb/second"
+    before = read_json(out_dir / "metrics.json")
+    kill_after_checkpoint(["dvc", "repro", "--force", "--single-item", stage], repo, env)
+    proc = run(["dvc", "repro", "--force", "--single-item", stage], repo, env)
+    assert "resuming from" in proc.stderr, proc.stderr[-3000:]
+    after = read_json(out_dir / "metrics.json")
+    # deterministic CPU run: the resumed stage ends exactly where the uninterrupted one did
+    assert {k: after[k] for k in ("valid_ppl", "test_ppl")} == {k: before[k] for k in ("valid_ppl", "test_ppl")}
