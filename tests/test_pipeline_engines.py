@@ -73,6 +73,7 @@ def test_local_profile_partial_run_and_resume(tmp_path, mirror):
     stage_out = "runs/search_rnn/first/s0"
     kill_after_checkpoint([str(Path(sys.executable).parent / "snakemake"), *profile, stage_out], repo, env)
     assert not (repo / stage_out / "genotype.json").exists()
+    snakemake(repo, env, *profile, "--unlock")  # a hard kill leaves Snakemake's lock behind
     snakemake(repo, env, *profile, stage_out)
     log = (repo / ".snakemake/logs/search_rnn__first_0.log").read_text()
     assert "resuming from" in log, log[-3000:]
