@@ -128,6 +128,8 @@ class SearchRNN(ArchOptim):
     virtual_step_clip: Literal["match", "none"] = "match"
     train_tokens: Optional[int] = Field(None, gt=0)
     eval_tokens: Optional[int] = Field(None, gt=0)
+    track_running_stats: bool = Field(
+        True, description="BatchNorm running averages for the validation pass (code); False: batch statistics always")
     arch_lr: float = Field(3e-3, gt=0)
     arch_betas: tuple[float, float] = (0.9, 0.999)
     arch_weight_decay: float = Field(1e-3, ge=0)

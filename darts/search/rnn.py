@@ -80,8 +80,8 @@ def run_key(params: Params, seed: int, data_summary: dict[str, Any]) -> str:
 
 
 def build_search_model(cfg: SearchRNN, vocab_size: int) -> RNNSearchModel:
-    return RNNSearchModel(vocab_size, cfg.emsize, cfg.nhid, dropouts(cfg),
-                          alpha_init=cfg.alpha_init, alpha_init_scale=cfg.alpha_init_scale)
+    return RNNSearchModel(vocab_size, cfg.emsize, cfg.nhid, dropouts(cfg), alpha_init=cfg.alpha_init,
+                          alpha_init_scale=cfg.alpha_init_scale, track_running_stats=cfg.track_running_stats)
 
 
 def build_architect(model: RNNSearchModel, cfg: SearchRNN) -> Architect:

@@ -133,11 +133,14 @@ class SearchCell(RecurrentCell):
     the non-zero ops of the highway update; BatchNorm (no affine) after every node. Row
     ``i(i+1)/2 + j`` of alpha is the edge from state j into node i; columns follow ``RNN_PRIMITIVES``.
     The output is the mean of the ``steps`` learned nodes. Node i maps all its predecessors with
-    W_i in one matmul."""
+    W_i in one matmul. Without running statistics, BatchNorm normalises with the batch's own
+    statistics in evaluation too."""
 
-    def __init__(self, ninp: int, nhid: int, dropoutx: float, dropouth: float, steps: int = STEPS):
+    def __init__(self, ninp: int, nhid: int, dropoutx: float, dropouth: float, steps: int = STEPS,
+                 track_running_stats: bool = True):
         super().__init__(ninp, nhid, dropoutx, dropouth, steps)
-        self.bns = nn.ModuleList(nn.BatchNorm1d(nhid, affine=False) for _ in range(steps + 1))
+        self.bns = nn.ModuleList(nn.BatchNorm1d(nhid, affine=False, track_running_stats=track_running_stats)
+                                 for _ in range(steps + 1))
         self._activations = [ACTIVATIONS[op] for op in RNN_PRIMITIVES if op != "none"]
         self._op_columns = [k for k, op in enumerate(RNN_PRIMITIVES) if op != "none"]
 

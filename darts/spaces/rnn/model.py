@@ -82,8 +82,9 @@ class RNNSearchModel(RNNModel):
     """The search network: the relaxed cell plus one alpha matrix (edges x ``RNN_PRIMITIVES``)."""
 
     def __init__(self, ntoken: int, ninp: int, nhid: int, dropouts: Dropouts, steps: int = STEPS,
-                 alpha_init: str = "randn", alpha_init_scale: float = 1e-3):
-        super().__init__(ntoken, ninp, nhid, SearchCell(ninp, nhid, dropouts.dropoutx, dropouts.dropouth, steps), dropouts)
+                 alpha_init: str = "randn", alpha_init_scale: float = 1e-3, track_running_stats: bool = True):
+        cell = SearchCell(ninp, nhid, dropouts.dropoutx, dropouts.dropouth, steps, track_running_stats)
+        super().__init__(ntoken, ninp, nhid, cell, dropouts)
         shape = (num_edges(steps), len(RNN_PRIMITIVES))
         init = alpha_init_scale * torch.randn(shape) if alpha_init == "randn" else torch.zeros(shape)
         self.alphas = nn.Parameter(init)
