@@ -149,7 +149,7 @@ def test_single_number_paper_rows_get_the_compare_tolerance_band(smoke_runs):
     bands = [c for c in valid.collections if type(c).__name__ == "FillBetweenPolyCollection"]
     extents = sorted(tuple(np.round(b.get_paths()[0].get_extents().intervaly, 6)) for b in bands)
     assert extents == [(55.6, 60.6), (57.7, 62.7)]  # 58.1 and 60.2 ± 2.5
-    assert "paper ± compare.ptb_ppl (no std given)" in [t.get_text() for t in valid.get_legend().get_texts()]
+    assert "paper ± compare.ptb_ppl (no std given)" in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 def test_tabulate_writes_tables_figures_and_a_smoke_marked_report(tmp_path):

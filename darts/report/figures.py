@@ -241,15 +241,17 @@ def training_figure(runs_root: Path, spec: TableSpec) -> plt.Figure | None:
         return None
     frame = pd.DataFrame(rows)
     keys = [k for k in CURVE_KEYS if k in frame and frame[k].notna().any()]
+    keys = [k for k in keys if not (k.endswith("_loss") and k.replace("_loss", "_ppl") in keys)]  # ppl = exp(loss)
     if not keys:
         raise DartsError(f"runs/{spec.stage}: no curve in history.jsonl (expected one of {', '.join(CURVE_KEYS)})")
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), squeeze=False)
     palette = method_colours(frame["method"])
     for ax, key in zip(axes[0], keys):
         sns.lineplot(data=frame, x="epoch", y=key, hue="method", units="run", estimator=None,
-                     palette=palette, ax=ax, legend=ax is axes[0][0])
+                     palette=palette, ax=ax, legend=ax is axes[0][-1])
         ax.set(xlabel="epoch", ylabel=CURVE_KEYS[key], title=CURVE_KEYS[key])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1.0))
     set_title(fig, f"{spec.title}: training of the final runs", scales)
     fig.tight_layout()
     return fig
@@ -285,13 +287,12 @@ def ours_vs_paper_figure(table: pd.DataFrame, spec: TableSpec, tolerances: Compa
                 ax.fill_between([i - 0.45, i + 0.45], mean - tol, mean + tol, facecolor="none", hatch="///",
                                 edgecolor="0.2", label=f"paper ± compare.{spec.tolerance} (no std given)")
             ax.hlines(mean, i - 0.45, i + 0.45, colors="black", linestyles="--", label="paper: mean")
-        handles, labels = ax.get_legend_handles_labels()
-        unique = dict(zip(labels, handles))
-        ax.legend(unique.values(), unique.keys(), fontsize=8)
         ax.set(xlabel="", ylabel=f"{key.replace('_', ' ')} ({spec.unit})", title=key.replace("_", " "))
         ax.tick_params(axis="x", labelrotation=15)
+    legend = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(legend.values(), legend.keys(), loc="lower center", ncol=len(legend), fontsize=9)
     set_title(fig, f"{spec.title}: ours against the paper", ours["scale"])
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 
