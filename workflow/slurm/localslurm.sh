@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A single-node SLURM on this machine, for testing workflow/profiles/slurm without a cluster.
 #
-#   eval "$(workflow/slurm/localslurm.sh start /tmp/darts-slurm)"   # prints `export SLURM_CONF=...`
+#   eval "$(workflow/slurm/localslurm.sh start /tmp/darts-slurm)"   # prints the exports to use it
 #   squeue; snakemake --profile workflow/profiles/slurm
 #   workflow/slurm/localslurm.sh stop /tmp/darts-slurm
 #
@@ -60,6 +60,11 @@ NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:1 State
 PartitionName=gpu Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
   echo "NodeName=$node Name=gpu File=/dev/null" >"$state/gres.conf"
+  # The Snakemake jobstep plugin strips SLURM_* variables (SLURM_CONF too) before its `srun`; a
+  # real cluster has its config at the default path, this one finds it through this wrapper.
+  mkdir -p "$state/bin"
+  printf '#!/bin/sh\nSLURM_CONF=%s exec %s "$@"\n' "$conf" "$(command -v srun)" >"$state/bin/srun"
+  chmod +x "$state/bin/srun"
 }
 
 start() {
@@ -77,6 +82,7 @@ start() {
   for _ in $(seq 1 60); do
     if SLURM_CONF="$conf" sinfo -h -o %t 2>/dev/null | grep -qx "idle"; then
       echo "export SLURM_CONF=$conf"
+      echo "export PATH=$state/bin:\$PATH"
       return 0
     fi
     sleep 0.5
