@@ -6,6 +6,7 @@ Each configuration runs in a fresh process, so its peak resident memory (VmHWM) 
 is the step's time in units of one plain training forward-backward, the cost measure of issue 3.
 
     python benchmarks/bench_search_step.py [--threads 2] [--steps 3] [--batch 16 64]
+                                           [--layout channels_last contiguous]
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _vm(field: str) -> float:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def measure(order: str, hessian: str, batch: int, steps: int, threads: int) -> dict:
+def measure(order: str, hessian: str, batch: int, layout: str, steps: int, threads: int) -> dict:
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -44,7 +45,8 @@ def measure(order: str, hessian: str, batch: int, steps: int, threads: int) -> d
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     baseline = _vm("VmRSS")
-    model = SearchNetwork(16, 10, 8)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    model = SearchNetwork(16, 10, 8).to(memory_format=fmt)
     weights = model.weight_parameters()
     w_opt = torch.optim.SGD(weights, lr=0.025, momentum=0.9, weight_decay=3e-4)
     a_opt = torch.optim.Adam(model.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
@@ -60,7 +62,8 @@ def measure(order: str, hessian: str, batch: int, steps: int, threads: int) -> d
             output.register_hook(count_backward)
 
     model.register_forward_hook(count)
-    make = lambda: (torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,)))  # noqa: E731
+    make = lambda: (torch.randn(batch, 3, 32, 32).contiguous(memory_format=fmt),  # noqa: E731
+                    torch.randint(0, 10, (batch,)))
 
     def weight_step(x, y):
         loss = F.cross_entropy(model(x), y)
@@ -89,7 +92,7 @@ def measure(order: str, hessian: str, batch: int, steps: int, threads: int) -> d
         times.append(time.perf_counter() - t0)
     step_s = sum(times) / len(times)
     return {
-        "order": order, "hessian": hessian if order == "second" else "-", "batch": batch,
+        "order": order, "hessian": hessian if order == "second" else "-", "batch": batch, "layout": layout,
         "seconds": step_s, "seconds_min": min(times),
         "forwards": counts["forward"] / steps, "backwards": counts["backward"] / steps,
         "fb_equiv": step_s / min(plain), "peak_gb": _vm("VmHWM"), "baseline_gb": baseline,
@@ -101,34 +104,36 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--batch", type=int, nargs="+", default=[16, 64])
-    parser.add_argument("--one", nargs=3, metavar=("ORDER", "HESSIAN", "BATCH"), help=argparse.SUPPRESS)
+    parser.add_argument("--layout", nargs="+", default=["channels_last"], choices=("channels_last", "contiguous"))
+    parser.add_argument("--one", nargs=4, metavar=("ORDER", "HESSIAN", "BATCH", "LAYOUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        order, hessian, batch = args.one
-        print(json.dumps(measure(order, hessian, int(batch), args.steps, args.threads)))
+        order, hessian, batch, layout = args.one
+        print(json.dumps(measure(order, hessian, int(batch), layout, args.steps, args.threads)))
         return 0
 
     load = os.getloadavg()[0]
     rows = []
     for batch in args.batch:
-        for order, hessian in CONFIGS:
-            out = subprocess.run([sys.executable, __file__, "--one", order, hessian, str(batch),
-                                  "--steps", str(args.steps), "--threads", str(args.threads)],
-                                 check=True, capture_output=True, text=True).stdout
-            rows.append(json.loads(out.strip().splitlines()[-1]))
+        for layout in args.layout:
+            for order, hessian in CONFIGS:
+                out = subprocess.run([sys.executable, __file__, "--one", order, hessian, str(batch), layout,
+                                      "--steps", str(args.steps), "--threads", str(args.threads)],
+                                     check=True, capture_output=True, text=True).stdout
+                rows.append(json.loads(out.strip().splitlines()[-1]))
     import torch
 
     print(f"CPU search step, 8 cells, 16 channels, 32x32; {args.threads} threads of {os.cpu_count()} cores; "
           f"torch {torch.__version__}; load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
-    print("| order | hessian | batch | s/step (mean) | s/step (min) | forwards | backwards | fb-equiv "
+    print("| order | hessian | batch | layout | s/step (mean) | s/step (min) | forwards | backwards | fb-equiv "
           "| peak RSS GB | baseline GB | vs official time | vs official peak |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         lo, hi = OFFICIAL_SECONDS[r["order"]]
         vs_time = f"{r['seconds'] / hi:.2f}-{r['seconds'] / lo:.2f}" if r["batch"] == 16 else "-"
         vs_peak = f"{r['peak_gb'] / OFFICIAL_PEAK_GB[1]:.2f}-{r['peak_gb'] / OFFICIAL_PEAK_GB[0]:.2f}" \
             if r["batch"] == 16 else "-"
-        print(f"| {r['order']} | {r['hessian']} | {r['batch']} | {r['seconds']:.2f} | {r['seconds_min']:.2f} "
+        print(f"| {r['order']} | {r['hessian']} | {r['batch']} | {r['layout']} | {r['seconds']:.2f} | {r['seconds_min']:.2f} "
               f"| {r['forwards']:.0f} | {r['backwards']:.0f} | {r['fb_equiv']:.2f} | {r['peak_gb']:.2f} "
               f"| {r['baseline_gb']:.2f} | {vs_time} | {vs_peak} |")
     return 0

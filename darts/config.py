@@ -100,6 +100,8 @@ class SearchCNN(ArchOptim):
     train_images: Optional[int] = Field(None, gt=0, description="cap on the training images used (smoke)")
     track_running_stats: bool = Field(
         True, description="BatchNorm running averages for the validation pass (code); False: batch statistics always (paper)")
+    memory_format: Literal["auto", "channels_last", "contiguous"] = Field(
+        "auto", description="tensor layout; auto: channels_last on the CPU (faster there), contiguous on CUDA")
     arch_lr: float = Field(3e-4, gt=0)
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = Field(1e-3, ge=0)

@@ -113,7 +113,8 @@ def test_rerun_resumes_but_a_changed_hyperparameter_starts_fresh(reference, tmp_
     assert read_json(tmp_path / "same" / "alphas.json") == read_json(root / "run" / "alphas.json")
 
     caplog.clear()
-    changed = tiny_params(root / "checkpoints", "search_cnn.arch_lr=3e-3", "search_cnn.epochs=1")
+    changed = tiny_params(root / "checkpoints", "search_cnn.arch_lr=3e-3", "search_cnn.epochs=1",
+                          "search_cnn.train_images=32")  # one step: a resumed run would train none
     search(changed, 0, tmp_path / "changed", data)
     assert "resuming" not in caplog.text
     assert [r["epoch"] for r in read_jsonl(tmp_path / "changed" / "history.jsonl")] == [1]

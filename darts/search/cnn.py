@@ -75,6 +75,8 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
     model = SearchNetwork(cfg.init_channels, cifar.NUM_CLASSES, cfg.layers, alpha_init=cfg.alpha_init,
                           alpha_init_scale=cfg.alpha_init_scale,
                           track_running_stats=cfg.track_running_stats).to(device)
+    layout = memory_format(cfg, device)
+    model = model.to(memory_format=layout)
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
                             weight_decay=cfg.weight_decay)
     a_opt = torch.optim.Adam(model.arch_parameters(), lr=cfg.arch_lr, betas=cfg.arch_betas,
@@ -86,7 +88,7 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
                     order=cfg.order, hessian=cfg.hessian, data=data.summary)
     loader_kw = {"num_workers": params.runtime.num_workers, "pin_memory": device.type == "cuda"}
     # The eigenvalue diagnostic's fixed batch: the first of the held-out half, unaugmented.
-    probe = _to(next(iter(eval_loader(data.held_out, cfg.batch_size, **loader_kw))), device) \
+    probe = _to(next(iter(eval_loader(data.held_out, cfg.batch_size, **loader_kw))), device, layout) \
         if cfg.eigenvalue_every else None
 
     for epoch in range(run.start_epoch, cfg.epochs):
@@ -97,9 +99,9 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
         weight_batches = epoch_loader(data.weights, cfg.batch_size, seed=seed, epoch=epoch, **loader_kw)
         arch_batches = _cycle(data.arch, cfg.batch_size, derive_seed(seed, "arch"), epoch, loader_kw)
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
-        row |= train_epoch(model, architect, weight_batches, arch_batches, cfg, device, epoch + 1,
+        row |= train_epoch(model, architect, weight_batches, arch_batches, cfg, device, layout, epoch + 1,
                            params.runtime.progress)
-        row |= evaluate(model, eval_loader(data.held_out, cfg.batch_size, **loader_kw), device)
+        row |= evaluate(model, eval_loader(data.held_out, cfg.batch_size, **loader_kw), device, layout)
         if eigenvalue_due(cfg.eigenvalue_every, epoch + 1):
             row["hessian_eigenvalue"] = architect.hessian_eigenvalue(probe, cfg.eigenvalue_iterations)
         genotype = model.genotype()
@@ -121,7 +123,8 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
 
 
 def train_epoch(model: SearchNetwork, architect: Architect, weight_batches: Any, arch_batches: Iterator[Batch],
-                cfg: SearchCNN, device: torch.device, epoch: int, progress: bool) -> dict[str, float]:
+                cfg: SearchCNN, device: torch.device, layout: torch.memory_format, epoch: int,
+                progress: bool) -> dict[str, float]:
     """Alg. 1 over one pass of the weights' half: an alpha step, then a weight step, per batch."""
     from tqdm import tqdm
 
@@ -129,8 +132,8 @@ def train_epoch(model: SearchNetwork, architect: Architect, weight_batches: Any,
     weights = model.weight_parameters()
     sums = torch.zeros(5, dtype=torch.float64, device=device)  # loss * n, top-1, top-5, n, arch loss * n
     for step, batch in enumerate(tqdm(weight_batches, desc=f"epoch {epoch}", disable=not progress, leave=False), 1):
-        x, y = _to(batch, device)
-        arch = architect.step((x, y), _to(next(arch_batches), device))
+        x, y = _to(batch, device, layout)
+        arch = architect.step((x, y), _to(next(arch_batches), device, layout))
         logits = model(x)
         loss = F.cross_entropy(logits, y)
         check_finite({"train loss": loss.detach(), "architecture loss": arch.loss}, epoch, step)
@@ -148,12 +151,12 @@ def train_epoch(model: SearchNetwork, architect: Architect, weight_batches: Any,
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Any, device: torch.device) -> dict[str, float]:
+def evaluate(model: nn.Module, loader: Any, device: torch.device, layout: torch.memory_format) -> dict[str, float]:
     """Loss and top-1/top-5 accuracy (%) on the held-out half, BatchNorm in eval mode."""
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)
     for batch in loader:
-        x, y = _to(batch, device)
+        x, y = _to(batch, device, layout)
         logits = model(x)
         top1, top5 = _hits(logits, y)
         sums += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(), top1, top5,
@@ -182,6 +185,14 @@ def _scalar(value: float, device: torch.device) -> torch.Tensor:
     return torch.tensor(value, dtype=torch.float64, device=device)
 
 
-def _to(batch: Batch, device: torch.device) -> Batch:
+def memory_format(cfg: SearchCNN, device: torch.device) -> torch.memory_format:
+    """channels_last on the CPU under ``auto``: its convolutions and pools run ~1.6x faster there."""
+    choice = cfg.memory_format
+    if choice == "auto":
+        choice = "channels_last" if device.type == "cpu" else "contiguous"
+    return torch.channels_last if choice == "channels_last" else torch.contiguous_format
+
+
+def _to(batch: Batch, device: torch.device, layout: torch.memory_format) -> Batch:
     x, y = batch
-    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    return x.to(device, non_blocking=True, memory_format=layout), y.to(device, non_blocking=True)
