@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("darts.commands.info", "parameter count and multiply-adds of a genotype's evaluation network"),
     "sample": ("darts.commands.sample", "sample the random-search baseline's cells uniformly from the space"),
     "select": ("darts.commands.select", "choose the best cell of the searches (or random samples) by held-out score"),
+    "snapshot": ("darts.commands.snapshot", "retrain the cells a search derived at chosen epochs (Fig. 3's search progress)"),
     "gate": ("darts.commands.gate", "run a pipeline stage instance only if it is active at the current scale"),
     "tabulate": ("darts.commands.tabulate", "the results tables beside the paper's, the figures and results/REPORT.md"),
     "compare": ("darts.commands.compare", "diff results/ against the paper's tables; --strict fails on any miss"),

@@ -58,7 +58,7 @@ def test_search_progress_prefers_retrained_snapshots(tmp_path):
     runs = plant_runs(tmp_path, scale="paper")
     for seed in (0, 1):
         for epoch in (10, 20):
-            out = runs / "snapshot_eval" / "rnn" / f"second-s{seed}-e{epoch}"
+            out = runs / "snapshot_eval" / "rnn" / f"second-s{seed}" / f"e{epoch}"
             out.mkdir(parents=True)
             (out / "metrics.json").write_text(json.dumps({"valid_ppl": 100.0 - epoch - seed}))
             (out / "meta.json").write_text(json.dumps({"seed": seed, "params": {"scale": "paper"}}))

@@ -19,7 +19,8 @@ FINAL_DIR = re.compile(r"^(?P<method>.+?)(?:-r(?P<run>\d+))?$")
 ORDERS = ("first", "second")
 SEED_DIR = re.compile(r"^s(?P<seed>\d+)$")
 SKIPPED = "skipped"  # the marker `darts gate` writes for a matrix instance inactive at this scale
-SNAPSHOT_DIR = re.compile(r"^(?P<order>first|second)-s(?P<seed>\d+)-e(?P<epoch>\d+)$")
+SNAPSHOT_SEARCH_DIR = re.compile(r"^(?P<order>first|second)-s(?P<seed>\d+)$")
+SNAPSHOT_EPOCH_DIR = re.compile(r"^e(?P<epoch>\d+)$")
 
 
 @dataclass
@@ -131,13 +132,17 @@ def selection(runs_root: Path, space: str, method: str) -> Selection | None:
 
 
 def snapshot_runs(runs_root: Path, space: str) -> list[Run]:
-    """``runs/snapshot_eval/<space>/<order>-s<seed>-e<epoch>/`` (the data of the paper's Fig. 3)."""
+    """``runs/snapshot_eval/<space>/<order>-s<seed>/e<epoch>/`` (the data of the paper's Fig. 3)."""
     found = []
-    for path in run_dirs(runs_root / "snapshot_eval" / space):
-        match = SNAPSHOT_DIR.match(path.name)
-        if match:
-            label = {"order": match["order"], "seed": int(match["seed"]), "epoch": int(match["epoch"])}
-            found.append(read_run(path, "train_cost.json", label))
+    for search in run_dirs(runs_root / "snapshot_eval" / space):
+        match = SNAPSHOT_SEARCH_DIR.match(search.name)
+        if not match:
+            continue
+        for path in run_dirs(search):
+            epoch = SNAPSHOT_EPOCH_DIR.match(path.name)
+            if epoch:
+                label = {"order": match["order"], "seed": int(match["seed"]), "epoch": int(epoch["epoch"])}
+                found.append(read_run(path, "train_cost.json", label))
     return sorted(found, key=lambda r: (r.label["order"], r.label["seed"], r.label["epoch"]))
 
 
