@@ -62,7 +62,8 @@ class Pipeline(Section):
     random_rnn_samples: int = Field(8, gt=0)
     published_cells: bool = False
     snapshot_eval: bool = False
-    snapshot_epochs: list[int] = [10, 20, 30, 40, 50]
+    snapshot_epochs: list[int] = Field([10, 20, 30, 40, 50], min_length=1,
+                                       description="search epochs whose derived cell snapshot_eval retrains")
 
 
 class ArchOptim(Section):

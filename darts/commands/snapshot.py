@@ -18,6 +18,7 @@ from darts.config import add_config_args, params_from_args
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage examples' lines
     parser.add_argument("space", choices=("cnn", "rnn"))
     parser.add_argument("--order", choices=("first", "second"), required=True, help="the search's order")
     parser.add_argument("--seed", type=int, required=True, help="the search's seed")
