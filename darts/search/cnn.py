@@ -140,7 +140,7 @@ def train_epoch(model: SearchNetwork, architect: Architect, weight_batches: Any,
         w_opt = architect.weight_optimizer
         w_opt.zero_grad(set_to_none=True)
         loss.backward(inputs=weights)
-        nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
+        check_finite({"weight gradient norm": nn.utils.clip_grad_norm_(weights, cfg.grad_clip)}, epoch, step)
         w_opt.step()
         top1, top5 = _hits(logits.detach(), y)
         n = float(y.numel())

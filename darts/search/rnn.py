@@ -167,7 +167,7 @@ def train_epoch(model: RNNSearchModel, architect: Architect, source: Tensor, arc
         check_finite({"train loss": raw.detach(), "architecture loss": result.loss}, epoch, step)
         w_opt.zero_grad(set_to_none=True)
         loss.backward(inputs=weights)
-        nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
+        check_finite({"weight gradient norm": nn.utils.clip_grad_norm_(weights, cfg.grad_clip)}, epoch, step)
         w_opt.step()
         hidden = out.hidden.detach()
         n = float(y.numel())

@@ -269,10 +269,11 @@ def train_epoch(net: nn.Module, loader: DataLoader, optimizer: torch.optim.Optim
     auxiliary term, as the official logs) and top-1 accuracy (%).
 
     Sums stay on the device, so the loop never waits on the GPU; a non-finite loss shows in the
-    returned mean and stops the run before the epoch is checkpointed.
+    returned mean and stops the run before the epoch is checkpointed. So does a non-finite gradient
+    norm, which clipping would otherwise turn into a silent zero update.
     """
     net.train()
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * n, correct, n
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss * n, correct, n, non-finite norms
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for x, y in loader:
         x, y = _to_device(x, cfg, device), y.to(device, non_blocking=True)
@@ -283,12 +284,16 @@ def train_epoch(net: nn.Module, loader: DataLoader, optimizer: torch.optim.Optim
                 loss = loss + cfg.auxiliary_weight * criterion(logits_aux.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        grad_norm = nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
         n = y.numel()
         sums += torch.stack([loss.detach().double() * n, (logits.argmax(1) == y).sum().double(),
-                             torch.tensor(float(n), dtype=torch.float64, device=device)])
-    loss_sum, correct, count = D.all_sum(sums, world).tolist()
+                             torch.tensor(float(n), dtype=torch.float64, device=device),
+                             (~torch.isfinite(grad_norm)).double()])
+    loss_sum, correct, count, bad_norms = D.all_sum(sums, world).tolist()
+    if bad_norms:
+        raise DartsError(f"training diverged: non-finite gradient norm in {int(bad_norms)} step(s) of the epoch "
+                         "(clipping would silently zero those updates); no checkpoint of this epoch was written")
     return loss_sum / max(count, 1.0), 100.0 * correct / max(count, 1.0)
 
 

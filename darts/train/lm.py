@@ -185,7 +185,9 @@ def train_epoch(model: RNNModel, optimizer: torch.optim.SGD, source: Tensor, cfg
             raise DartsError(f"training diverged at epoch {epoch}, step {step}: loss {raw_value}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        if not math.isfinite(norm := float(nn.utils.clip_grad_norm_(params, cfg.grad_clip))):
+            raise DartsError(f"training diverged at epoch {epoch}, step {step}: gradient norm {norm} "
+                             "(clipping would silently zero the update)")
         optimizer.step()
         if average is not None:
             average.update()
