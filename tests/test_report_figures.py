@@ -107,16 +107,64 @@ def test_collapse_figure_shows_skips_per_seed_and_eigenvalues_only_where_recorde
     assert "SMOKE SCALE" in title(fig)
 
 
-def test_cell_graphs_draw_every_op_edge_and_the_output(smoke_runs):
-    genotype = load_genotype(smoke_runs / "select_cnn" / "second" / "genotype.json", "cnn")
-    source = F.cell_graph(genotype, "normal", "normal cell\nSMOKE SCALE: not a reproduction").source
-    op_edges = [line for line in source.splitlines() if "->" in line and "label=" in line]
-    assert len(op_edges) == len(CNN_GENOTYPE["normal"])
-    assert sum("skip_connect" in e for e in op_edges) == 4
-    assert source.count('-> "c_{k}"') == 4 and "SMOKE SCALE" in source
-    rnn = load_genotype(smoke_runs / "select_rnn" / "first" / "genotype.json", "rnn")
-    rnn_source = F.cell_graph(rnn, "recurrent", "recurrent").source
-    assert rnn_source.count("->") == 2 + 8 + 8  # x_t, h_{t-1} -> 0; one op per node; 8 into the average
+def drawn_edges(fig, kind: str) -> list[tuple[int, int, str]]:
+    """(src, dst, op) of every edge patch of ``kind`` (its gid is ``kind:src->dst:op``)."""
+    found = []
+    for patch in fig.axes[0].patches:
+        gid = patch.get_gid() or ""
+        if gid.startswith(f"{kind}:"):
+            ends, op = gid[len(kind) + 1:].rsplit(":", 1)
+            src, dst = ends.split("->")
+            found.append((int(src), int(dst), op))
+    return sorted(found)
+
+
+def edge_labels(fig) -> list[str]:
+    """The texts written on edges (node names are digits or math)."""
+    return sorted(t.get_text() for t in fig.axes[0].texts if not t.get_text().isdigit() and "$" not in t.get_text())
+
+
+@pytest.mark.parametrize("cell", ["normal", "reduce"])
+def test_cnn_cell_drawing_has_one_labelled_edge_per_genotype_edge(cell):
+    genotype = load_genotype("DARTS_V2", "cnn")
+    fig = F.cell_figure(genotype, cell, f"{cell} cell\nSMOKE SCALE: not a reproduction")
+    pairs = getattr(genotype, cell)
+    assert drawn_edges(fig, "op") == sorted((src, 2 + i // 2, op) for i, (op, src) in enumerate(pairs))
+    assert edge_labels(fig) == sorted(op for op, _ in pairs)
+    assert sorted(p.get_gid() for p in fig.axes[0].patches if (p.get_gid() or "").startswith("concat:")) == [
+        f"concat:{n}" for n in getattr(genotype, f"{cell}_concat")]
+    assert "SMOKE SCALE" in fig.axes[0].get_title()
+
+
+def test_rnn_cell_drawing_has_one_labelled_edge_per_genotype_edge(smoke_runs):
+    for genotype in (load_genotype("DARTS_V2", "rnn"), load_genotype(smoke_runs / "select_rnn" / "first" / "genotype.json", "rnn")):
+        fig = F.cell_figure(genotype, "recurrent", "recurrent")
+        assert drawn_edges(fig, "op") == sorted((src, dst, op) for dst, (op, src) in enumerate(genotype.recurrent, 1))
+        assert drawn_edges(fig, "input") == [(-2, 0, "tanh"), (-1, 0, "tanh")]
+        assert edge_labels(fig) == sorted([op for op, _ in genotype.recurrent] + ["tanh", "tanh"])
+        assert len([p for p in fig.axes[0].patches if (p.get_gid() or "").startswith("concat:")]) == len(genotype.concat)
+
+
+@pytest.mark.parametrize("space, cell, nodes", [("cnn", "normal", 4), ("cnn", "reduce", 4), ("rnn", "recurrent", 9)])
+def test_cell_drawing_keeps_nodes_apart_and_edges_off_other_nodes(space, cell, nodes):
+    """Readable: no two nodes overlap, and no op edge runs through a node it does not join (DARTS_V2's
+    cells have edges that skip a layer, which a straight line would draw through node 1 or 2)."""
+    from matplotlib.patches import Circle
+
+    ax = F.cell_figure(load_genotype("DARTS_V2", space), cell, cell).axes[0]
+    offset = 2 if space == "cnn" else 0    # gids use the genotype's state index, circles show the node name
+    circles = {int(t.get_text()) + offset: p.center for p in ax.patches if isinstance(p, Circle)
+               for t in ax.texts if t.get_position() == p.center}
+    assert len(circles) == nodes
+    centres = list(circles.values())
+    assert min(np.hypot(a[0] - b[0], a[1] - b[1]) for i, a in enumerate(centres) for b in centres[i + 1:]) > 2 * F.NODE_RADIUS
+    for src, dst, op in drawn_edges(ax.figure, "op"):
+        patch = next(p for p in ax.patches if p.get_gid() == f"op:{src}->{dst}:{op}")
+        curve = np.concatenate([np.linspace(a, b, 25) for poly in patch.get_path().to_polygons(closed_only=False)
+                                for a, b in zip(poly, poly[1:])])
+        for node, (x, y) in circles.items():
+            if node not in (src, dst):
+                assert np.hypot(curve[:, 0] - x, curve[:, 1] - y).min() > F.NODE_RADIUS, (src, dst, node)
 
 
 def test_training_curves_have_a_line_per_run_coloured_by_method(smoke_runs):

@@ -1,6 +1,6 @@
 """The figures of the report, drawn from the stage outputs with seaborn (PNG and PDF).
 
-Each ``*_figure`` function returns a matplotlib Figure (or a graphviz graph for the cells) built
+Each ``*_figure`` function returns a matplotlib Figure (the cells too: no system binary) built
 only from the files under ``runs/`` or the results tables, so tests can inspect what was drawn;
 ``render_all`` saves them under ``results/figures/``. Every title carries the scale when any of its
 data is not at paper scale, so a smoke plot is never mistaken for a reproduction.
@@ -191,40 +191,138 @@ def collapse_figure(runs_root: Path, space: str) -> plt.Figure | None:
     return fig
 
 
-def cell_graph(genotype: Genotype, cell: str, title: str):
-    """A cell as a graph, as the paper's Figures 4-6: inputs, intermediate nodes, ops on the edges, output."""
-    import graphviz
+CELL_COLOURS = {"input": "#b4eeb4", "node": "#add8e6", "output": "#eee8aa"}  # Figures 4-6's palette
+NODE_RADIUS, BOX_HEIGHT = 0.28, 0.5
+SLOT = {"node": 1.1, "bend": 0.5}   # vertical room a node / a long edge's bend takes in its layer
+LAYER_GAP = 1.9
 
-    g = graphviz.Digraph(format="png", graph_attr={"rankdir": "LR", "label": title, "labelloc": "t",
-                                                   "fontsize": "16", "dpi": "110"},
-                         node_attr={"style": "filled", "shape": "rect", "fontsize": "14"},
-                         edge_attr={"fontsize": "12"})
+
+def cell_figure(genotype: Genotype, cell: str, title: str) -> plt.Figure:
+    """A cell as the paper's Figures 4-6 draw it, with matplotlib only (no system binary to install).
+
+    Layered left to right as Graphviz's ``dot`` would: inputs first, each intermediate node one layer
+    after its deepest input, the output last; an edge that skips layers bends through reserved slots
+    of the layers it crosses, so it never runs through a node and its label has room. Each edge is a
+    patch whose gid says what it is (``op:<src>-><dst>:<op>``; ``input:...`` for the RNN's fixed
+    x_t, h_{t-1} -> 0 edges; ``concat:<src>`` into the output), so tests can read the drawing back.
+    """
+    from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
+
     if isinstance(genotype, CNNGenotype):
-        edges, concat = getattr(genotype, cell), getattr(genotype, f"{cell}_concat")
-        g.node("c_{k-2}", fillcolor="darkseagreen2")
-        g.node("c_{k-1}", fillcolor="darkseagreen2")
-        names = {0: "c_{k-2}", 1: "c_{k-1}"}
-        for node in range(2, 2 + len(edges) // 2):
-            names[node] = str(node - 2)
-            g.node(names[node], fillcolor="lightblue", shape="circle")
-        for position, (op, src) in enumerate(edges):
-            g.edge(names[src], names[2 + position // 2], label=op)
-        g.node("c_{k}", fillcolor="palegoldenrod")
-        for node in concat:
-            g.edge(names[node], "c_{k}", style="dashed")
+        pairs = getattr(genotype, cell)
+        concat = getattr(genotype, f"{cell}_concat")
+        names = {0: "$c_{k-2}$", 1: "$c_{k-1}$", **{n: str(n - 2) for n in range(2, 2 + len(pairs) // 2)}}
+        edges = [("op", src, 2 + position // 2, op) for position, (op, src) in enumerate(pairs)]
+        inputs, output = (0, 1), "$c_{k}$"
     else:
-        g.node("x_{t}", fillcolor="darkseagreen2")
-        g.node("h_{t-1}", fillcolor="darkseagreen2")
-        g.node("0", fillcolor="lightblue", shape="circle")
-        g.edge("x_{t}", "0", label="tanh")
-        g.edge("h_{t-1}", "0", label="tanh")
-        for dst, (op, src) in enumerate(genotype.recurrent, start=1):
-            g.node(str(dst), fillcolor="lightblue", shape="circle")
-            g.edge(str(src), str(dst), label=op)
-        g.node("h_{t}", fillcolor="palegoldenrod", label="h_{t} (average)")
-        for node in genotype.concat:
-            g.edge(str(node), "h_{t}", style="dashed")
-    return g
+        names = {-2: "$x_t$", -1: "$h_{t-1}$", **{n: str(n) for n in range(len(genotype.recurrent) + 1)}}
+        edges = [("input", -2, 0, "tanh"), ("input", -1, 0, "tanh")]
+        edges += [("op", src, dst, op) for dst, (op, src) in enumerate(genotype.recurrent, start=1)]
+        inputs, output, concat = (-2, -1), "$h_t$ (average)", genotype.concat
+    out = max(names) + 1
+    names[out] = output
+    layer = {n: 0 for n in inputs}
+    for _, src, dst, _ in sorted(edges, key=lambda e: e[2]):
+        layer[dst] = max(layer.get(dst, 0), layer[src] + 1)
+    layer[out] = max(layer.values()) + 1
+    edges += [("concat", node, out, None) for node in concat]
+    routes = [[src, *((i, k) for k in range(layer[src] + 1, layer[dst])), dst]
+              for i, (_, src, dst, _) in enumerate(edges)]
+    position = _layered_positions(layer, routes)
+
+    ys = [y for _, y in position.values()]
+    fig, ax = plt.subplots(figsize=(LAYER_GAP * layer[out] + 2.2, max(ys) - min(ys) + 2.0))
+    outline = {}
+    for node, label in names.items():
+        x, y = position[node]
+        if node in inputs or node == out:
+            width = 0.25 + 0.11 * len(label.replace("$", "").replace("{", "").replace("}", ""))
+            patch = FancyBboxPatch((x - width / 2, y - BOX_HEIGHT / 2), width, BOX_HEIGHT, boxstyle="round,pad=0.04",
+                                   facecolor=CELL_COLOURS["output" if node == out else "input"], edgecolor="black")
+            outline[node] = (width / 2 + 0.04, BOX_HEIGHT / 2 + 0.04)
+        else:
+            patch = Circle((x, y), NODE_RADIUS, facecolor=CELL_COLOURS["node"], edgecolor="black")
+            outline[node] = None
+        patch.set_zorder(3)
+        ax.add_patch(patch)
+        ax.text(x, y, label, ha="center", va="center", fontsize=12, zorder=4)
+    for (kind, src, dst, op), route in zip(edges, routes):
+        points = [position[p] for p in route]
+        points[-1] = _on_outline(points[-1], points[-2], outline[dst])
+        concat_edge = kind == "concat"
+        arrow = FancyArrowPatch(path=_smooth_path(points), arrowstyle="-|>", mutation_scale=10 if concat_edge else 12,
+                                color="0.55" if concat_edge else "black", linestyle="--" if concat_edge else "-",
+                                linewidth=0.9 if concat_edge else 1.0, shrinkA=0, shrinkB=0, zorder=1 if concat_edge else 2)
+        arrow.set_gid(f"concat:{src}" if concat_edge else f"{kind}:{src}->{dst}:{op}")
+        ax.add_patch(arrow)
+        if op is not None:
+            (x1, y1), (x2, y2) = position[route[0]], position[route[1]]
+            at = (x2, y2) if len(route) > 2 else ((x1 + x2) / 2, (y1 + y2) / 2)   # a bend's slot is free
+            ax.text(*at, op, ha="center", va="center", fontsize=8, zorder=5,
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.9})
+    xs = [x for x, _ in position.values()]
+    ax.set(xlim=(min(xs) - 1.0, max(xs) + 1.1), ylim=(min(ys) - 0.6, max(ys) + 0.6), aspect="equal")
+    ax.axis("off")
+    ax.set_title(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def _layered_positions(layer: dict, routes: list[list]) -> dict:
+    """Positions of the nodes and of the bends of long edges (``(edge, layer)`` keys): x by layer, and
+    within a layer ordered by the mean height of what leads into each (fewer crossings), stacked around 0."""
+    into: dict = {}
+    for route in routes:
+        for a, b in zip(route, route[1:]):
+            into.setdefault(b, []).append(a)
+    members: dict[int, list] = {}
+    for node in sorted(layer):
+        members.setdefault(layer[node], []).append(node)
+    for route in routes:
+        for bend in route[1:-1]:
+            members[bend[1]].append(bend)
+
+    def height_of_inputs(member) -> float:
+        return sum(position[a][1] for a in into[member]) / len(into[member])
+
+    position: dict = {}
+    for k in sorted(members):
+        column = members[k]
+        if k > 0:
+            column.sort(key=height_of_inputs, reverse=True)
+        slots = [SLOT["bend" if isinstance(m, tuple) else "node"] for m in column]
+        y = (sum(slots) - slots[0] / 2 - slots[-1] / 2) / 2
+        for i, member in enumerate(column):
+            position[member] = (LAYER_GAP * k, y)
+            if i + 1 < len(column):
+                y -= (slots[i] + slots[i + 1]) / 2
+    return position
+
+
+def _on_outline(centre: tuple[float, float], towards: tuple[float, float],
+                box: tuple[float, float] | None) -> tuple[float, float]:
+    """Where the line from ``towards`` to a node's centre meets its outline (a circle, or a box of half-sizes)."""
+    dx, dy = towards[0] - centre[0], towards[1] - centre[1]
+    length = math.hypot(dx, dy)
+    ux, uy = dx / length, dy / length
+    reach = NODE_RADIUS if box is None else min(box[0] / max(abs(ux), 1e-9), box[1] / max(abs(uy), 1e-9))
+    return centre[0] + ux * reach, centre[1] + uy * reach
+
+
+def _smooth_path(points: list[tuple[float, float]]):
+    """A Catmull-Rom curve through every point (straight when there are two), as cubic Bezier pieces."""
+    from matplotlib.path import Path as MplPath
+
+    if len(points) == 2:
+        return MplPath(points, [MplPath.MOVETO, MplPath.LINETO])
+    padded = [points[0], *points, points[-1]]
+    vertices, codes = [points[0]], [MplPath.MOVETO]
+    for i in range(1, len(padded) - 2):
+        before, a, b, after = padded[i - 1], padded[i], padded[i + 1], padded[i + 2]
+        vertices += [(a[0] + (b[0] - before[0]) / 6, a[1] + (b[1] - before[1]) / 6),
+                     (b[0] - (after[0] - a[0]) / 6, b[1] - (after[1] - a[1]) / 6), b]
+        codes += [MplPath.CURVE4] * 3
+    return MplPath(vertices, codes)
 
 
 def training_figure(runs_root: Path, spec: TableSpec) -> plt.Figure | None:
@@ -305,20 +403,6 @@ def save_figure(fig: plt.Figure, out_dir: Path, name: str) -> Path:
     return out_dir / f"{name}.png"
 
 
-def save_graph(graph, out_dir: Path, name: str) -> Path:
-    import graphviz
-
-    for ext in ("png", "pdf"):
-        try:
-            data = graph.pipe(format=ext)
-        except graphviz.ExecutableNotFound:
-            raise DartsError("drawing the cells needs Graphviz's `dot` binary: apt-get install graphviz "
-                             "(or your system's graphviz package)") from None
-        with atomic_path(out_dir / f"{name}.{ext}") as tmp:
-            tmp.write_bytes(data)
-    return out_dir / f"{name}.png"
-
-
 def render_all(runs_root: Path, tables: dict[str, pd.DataFrame], out_dir: Path,
                tolerances: Compare) -> dict[str, list[Path]]:
     """Every figure the outputs allow, saved under ``out_dir``; PNG paths grouped by report section."""
@@ -356,7 +440,7 @@ def _cell_graphs(runs_root: Path, space: str, out_dir: Path) -> list[Path]:
         for cell in CELLS[space]:
             title = scaled_title(f"{label}: {cell} cell", scales or [None])
             name = f"cell_{space}_{method_dir.name}_{cell}"
-            made.append(save_graph(cell_graph(genotype, cell, title), out_dir, name))
+            made.append(save_figure(cell_figure(genotype, cell, title), out_dir, name))
     return made
 
 
