@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("darts.commands.sample", "sample the random-search baseline's cells uniformly from the space"),
     "select": ("darts.commands.select", "choose the best cell of the searches (or random samples) by held-out score"),
     "snapshot": ("darts.commands.snapshot", "retrain the cells a search derived at chosen epochs (Fig. 3's search progress)"),
-    "gate": ("darts.commands.gate", "run a pipeline stage instance only if it is active at the current scale"),
+    "workspace": ("darts.commands.workspace", "the pipeline at one scale in its own folder (make smoke: smoke/)"),
     "tabulate": ("darts.commands.tabulate", "the results tables beside the paper's, the figures and results/REPORT.md"),
     "compare": ("darts.commands.compare", "diff results/ against the paper's tables; --strict fails on any miss"),
 }

@@ -1,8 +1,9 @@
 """The one place that reads params.yaml.
 
 Precedence, lowest first: the file's main tree (paper scale), the ``smoke:`` overlay when the
-active scale is ``smoke``, then ``--set key.path=value`` overrides. The scale itself is taken
-from ``--scale``, else ``$DARTS_SCALE`` (the documented override for Snakemake), else the file.
+active scale is ``smoke``, then ``--set key.path=value`` overrides. The scale is the file's
+``scale:`` (``paper`` in the project's params.yaml; ``smoke`` in a workspace that ``darts workspace``
+resolved), or ``--scale`` for one command.
 The merged tree is validated by the pydantic models below; any problem raises ``ConfigError``,
 which the CLI turns into exit code 2 with a message naming the file, the key and the value.
 """
@@ -12,12 +13,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from darts.errors import ConfigError
 
@@ -52,18 +52,53 @@ class Data(Section):
     download_timeout: float = Field(60.0, gt=0)
 
 
+Order = Literal["first", "second"]
+Method = Literal["first", "second", "random"]
+CNNCell = Literal["DARTS_V1", "DARTS_V2", "NASNet", "AmoebaNet"]
+RNNCell = Literal["DARTS_V1", "DARTS_V2", "ENAS"]
+
+
 class Pipeline(Section):
-    seeds: list[int] = [0, 1, 2, 3]
-    cnn_orders: list[Literal["first", "second"]] = ["first", "second"]
-    rnn_orders: list[Literal["first", "second"]] = ["first", "second"]
+    """The stage instances that exist: dvc.yaml's foreach/matrix expand exactly these lists."""
+
+    seeds: list[int] = Field([0, 1, 2, 3], min_length=1)
+    cnn_orders: list[Order] = ["first", "second"]
+    rnn_orders: list[Order] = ["first", "second"]
+    cnn_methods: list[Method] = ["first", "second", "random"]
+    rnn_methods: list[Method] = ["first", "second", "random"]
+    imagenet_methods: list[Method] = ["second"]
+    wikitext2_methods: list[Method] = ["second"]
     cifar10_runs: list[int] = Field(list(range(10)), min_length=1, description="run ids (and seeds) of the final CIFAR-10 runs")
     select_seed: int = Field(0, ge=0, description="the seed every selection candidate trains with")
     random_cnn_samples: int = Field(24, gt=0)
     random_rnn_samples: int = Field(8, gt=0)
-    published_cells: bool = False
-    snapshot_eval: bool = False
+    published_cifar10: list[CNNCell] = []
+    published_imagenet: list[CNNCell] = []
+    published_ptb: list[RNNCell] = []
+    published_wikitext2: list[RNNCell] = []
+    snapshot_seeds: list[int] = Field([], description="searches whose Fig. 3 snapshots are retrained; [] = off")
     snapshot_epochs: list[int] = Field([10, 20, 30, 40, 50], min_length=1,
                                        description="search epochs whose derived cell snapshot_eval retrains")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Pipeline":
+        """Each list names only instances that exist upstream, so no stage waits on a missing folder."""
+        for name in [n for n in type(self).model_fields if isinstance(getattr(self, n), list)]:
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"pipeline.{name}: duplicate entries in {values}")
+        checks = [
+            ("cnn_methods", self.cnn_methods, [*self.cnn_orders, "random"], "pipeline.cnn_orders or 'random'"),
+            ("rnn_methods", self.rnn_methods, [*self.rnn_orders, "random"], "pipeline.rnn_orders or 'random'"),
+            ("imagenet_methods", self.imagenet_methods, self.cnn_methods, "pipeline.cnn_methods"),
+            ("wikitext2_methods", self.wikitext2_methods, self.rnn_methods, "pipeline.rnn_methods"),
+            ("snapshot_seeds", self.snapshot_seeds, self.seeds, "pipeline.seeds"),
+        ]
+        for name, values, allowed, where in checks:
+            extra = [v for v in values if v not in allowed]
+            if extra:
+                raise ValueError(f"pipeline.{name}: {extra} not in {where} {allowed}")
+        return self
 
 
 class ArchOptim(Section):
@@ -218,7 +253,6 @@ class Params(Section):
     train_ptb: TrainRNN = TrainRNN()
     train_wikitext2: TrainRNN = TrainRNN(emsize=700, nhid=700, weight_decay=5e-7, dropouth=0.15)
     compare: Compare = Compare()
-    smoke: dict[str, Any] = Field(default_factory=dict, description="overlay merged when scale == smoke")
 
 
 def _deep_merge(base: dict, overlay: dict) -> dict:
@@ -289,6 +323,13 @@ def _format_validation(exc: ValidationError, path: Path, overlay_keys: set[str],
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         value = err.get("input")
+        if err["type"] == "value_error" and isinstance(value, dict):
+            # a section's own check (e.g. pipeline lists that must agree): its message names the key
+            message = err["msg"].removeprefix("Value error, ")
+            key = message.split(":", 1)[0]
+            source = "--set" if key in set_keys else f"{path} (smoke overlay):" if key in overlay_keys else f"{path}:"
+            lines.append(f"{source} {message}")
+            continue
         if key in set_keys:
             source = f"--set {key}"
         elif key in overlay_keys:
@@ -317,6 +358,38 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
+def resolve_tree(path: Path, raw: dict, scale: str | None) -> tuple[dict, dict]:
+    """The file's tree at ``scale`` (the file's own when None) and the overlay that was merged into it.
+
+    A file whose own scale is smoke is a resolved workspace (its overlay already merged, none left):
+    dvc.yaml expands the lists of the tree it reads, so a ``scale: smoke`` beside an unmerged
+    overlay would run the paper's instances at smoke sizes, and is refused.
+    """
+    overlay = raw.get("smoke") or {}
+    if not isinstance(overlay, dict):
+        raise ConfigError(f"{path}: 'smoke' must be a mapping, got {overlay!r}")
+    _check_overlay_keys(overlay, Params, "smoke", str(path))
+    own = raw.get("scale", "paper")
+    chosen = scale or own
+    for value, source in ((own, f"{path}: 'scale'"), (chosen, "--scale")):
+        if value not in SCALES:
+            raise ConfigError(f"{source}: invalid value {value!r}: expected one of {', '.join(SCALES)}")
+    if own == "smoke" and overlay:
+        raise ConfigError(
+            f"{path}: 'scale: smoke' beside an unmerged 'smoke:' overlay. dvc.yaml expands this file's main "
+            "tree, so the pipeline would run the paper's instances. Keep 'scale: paper' here and run the smoke "
+            "pipeline in its own workspace (`make smoke`, or `darts workspace DIR --scale smoke`); "
+            "for one command, pass --scale smoke")
+    if own == "smoke" and chosen != "smoke":
+        raise ConfigError(f"{path} is resolved at scale smoke (a workspace); --scale {chosen} needs the "
+                          "project's params.yaml")
+    merged = overlay if chosen == "smoke" and own != "smoke" else {}
+    tree = _deep_merge(raw, merged)
+    tree["scale"] = chosen
+    tree.pop("smoke", None)
+    return tree, merged
+
+
 def load_params(
     path: str | Path = DEFAULT_PARAMS,
     scale: str | None = None,
@@ -325,31 +398,19 @@ def load_params(
     """Merge params.yaml, the smoke overlay and overrides; validate; raise ConfigError on anything bad."""
     path = Path(path)
     raw = read_yaml(path)
-    overlay = raw.get("smoke") or {}
-    if not isinstance(overlay, dict):
-        raise ConfigError(f"{path}: 'smoke' must be a mapping, got {overlay!r}")
-    _check_overlay_keys(overlay, Params, "smoke", str(path))
-
     sets = [(_parse_set(item), item) for item in overrides]
-    chosen = scale or os.environ.get("DARTS_SCALE") or raw.get("scale", "paper")
-    for (key_path, value), _ in sets:
-        if key_path == ["scale"]:
-            chosen = value
-    if chosen not in SCALES:
-        raise ConfigError(f"{path}: invalid value {chosen!r} for 'scale': expected one of {', '.join(SCALES)}")
-
-    smoke = chosen == "smoke"
-    tree = _deep_merge(raw, overlay) if smoke else copy.deepcopy(raw)
-    tree["scale"] = chosen
+    for (key_path, _), item in sets:
+        if key_path[:1] in (["scale"], ["smoke"]):
+            raise ConfigError(f"--set {item}: the scale is chosen with --scale (or a workspace's params.yaml), "
+                              "and the smoke overlay is edited in the file")
+    tree, overlay = resolve_tree(path, raw, scale)
     for (key_path, value), item in sets:
         _apply_set(tree, key_path, value, item)
-    tree["smoke"] = overlay
     try:
         return Params.model_validate(tree)
     except ValidationError as exc:
-        overlay_keys = _flat_keys(overlay) if smoke else set()
         set_keys = {".".join(key_path) for (key_path, _), _ in sets}
-        raise ConfigError(_format_validation(exc, path, overlay_keys, set_keys)) from None
+        raise ConfigError(_format_validation(exc, path, _flat_keys(overlay), set_keys)) from None
 
 
 def section_dict(params: Params, *names: str) -> dict[str, Any]:
@@ -369,7 +430,7 @@ def config_hash(*parts: Any) -> str:
 def add_config_args(parser: Any) -> None:
     """The options every params-reading subcommand takes."""
     parser.add_argument("--params", default=str(DEFAULT_PARAMS), help="params file (default: ./params.yaml)")
-    parser.add_argument("--scale", choices=SCALES, help="override the file's 'scale'")
+    parser.add_argument("--scale", choices=SCALES, help="this command at another scale than the file's (smoke: merge its overlay)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override one key, dotted (repeatable), e.g. --set search_cnn.epochs=3",

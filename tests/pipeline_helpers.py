@@ -1,4 +1,4 @@
-"""Shared by the pipeline tests: a fresh clone of the repository at smoke scale, and running its tools."""
+"""Shared by the pipeline tests: a workspace of the repository at one scale, and running its tools."""
 
 from __future__ import annotations
 
@@ -21,14 +21,13 @@ def tool_env(mirror: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", DVC_NO_ANALYTICS="1",
                DARTS_DATA_MIRROR=str(mirror), **extra)
-    env.pop("DARTS_SCALE", None)
     return env
 
 
 def fresh_clone(dest: Path, scale: str = "smoke") -> Path:
-    """``git clone`` of the committed repository, with ``scale`` set in its params.yaml."""
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(dest)], check=True)
-    set_param(dest, ["scale"], scale)
+    """A workspace of the working tree at ``scale``, as `make smoke` makes one (`darts workspace`)."""
+    subprocess.run([str(BIN / "darts"), "workspace", str(dest), "--scale", scale, "--project", str(REPO)],
+                   check=True, capture_output=True)
     return dest
 
 

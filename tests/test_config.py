@@ -62,14 +62,32 @@ def test_smoke_overlay_then_set_precedence():
     assert (over.search_cnn.epochs, over.search_cnn.lr) == (7, 0.5)
 
 
-def test_scale_from_set_env_and_file(tmp_path, monkeypatch):
-    assert load_params(PARAMS, overrides=["scale=smoke"]).scale == "smoke"
-    monkeypatch.setenv("DARTS_SCALE", "smoke")
-    assert load_params(PARAMS).scale == "smoke"
-    assert load_params(PARAMS, scale="paper").scale == "paper"  # --scale beats the environment
-    monkeypatch.delenv("DARTS_SCALE")
+def test_scale_has_one_spelling_per_use(tmp_path, monkeypatch):
+    """The file's `scale:` for the pipeline, --scale for one command; nothing else moves it."""
+    with pytest.raises(ConfigError, match=r"--set scale=smoke: the scale is chosen with --scale"):
+        load_params(PARAMS, overrides=["scale=smoke"])
+    monkeypatch.setenv("DARTS_SCALE", "smoke")   # the old Snakemake override: no longer read
+    assert load_params(PARAMS).scale == "paper"
+    # `scale: smoke` beside the unmerged overlay (e.g. `dvc exp run -S scale=smoke`): dvc.yaml would
+    # expand the main tree's (paper) lists, so it is refused, naming the file and the way out
     path = write_params(tmp_path, lambda t: t.__setitem__("scale", "smoke"))
-    assert load_params(path).search_cnn.layers == yaml.safe_load(PARAMS.read_text())["smoke"]["search_cnn"]["layers"]
+    with pytest.raises(ConfigError, match=rf"{path}: 'scale: smoke' beside an unmerged 'smoke:' overlay.*make smoke"):
+        load_params(path)
+
+
+def test_workspace_params_are_the_overlay_merged_into_the_main_tree(tmp_path):
+    from darts.pipeline.workspace import sync
+
+    sync(REPO, tmp_path / "ws", "smoke")
+    resolved = yaml.safe_load((tmp_path / "ws" / "params.yaml").read_text())
+    overlay = yaml.safe_load(PARAMS.read_text())["smoke"]
+    assert resolved["scale"] == "smoke" and "smoke" not in resolved
+    # what DVC's templating reads (the main tree) now holds the smoke lists
+    assert resolved["pipeline"]["seeds"] == overlay["pipeline"]["seeds"]
+    assert load_params(tmp_path / "ws" / "params.yaml") == load_params(PARAMS, scale="smoke")
+    with pytest.raises(ConfigError, match=r"resolved at scale smoke.*--scale paper"):
+        load_params(tmp_path / "ws" / "params.yaml", scale="paper")
+    assert sync(REPO, tmp_path / "ws", "smoke") == []     # a second sync changes nothing
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Selection, random baselines and the scale gate: planted held-out scores decide; the test set stays unseen."""
+"""Selection, random baselines and the pipeline's instances: planted held-out scores decide; the test set
+stays unseen; the params' lists are exactly the stage instances DVC resolves."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from darts.config import load_params
+from darts.config import ConfigError, load_params
 from darts.errors import DartsError
 from darts.genotypes import load_genotype, random_genotype
 from darts.pipeline import plan
@@ -86,11 +87,6 @@ def test_skipped_or_missing_candidates_fail_clearly(tmp_path, smoke_params):
     plant_searches(runs, "cnn", "first", [0])
     with pytest.raises(DartsError, match="has no genotype"):
         select(smoke_params, "cnn", "first", tmp_path / "sel", runs, planted_trainer({}, "valid_error", []))
-    marker = plan.search_dir(runs, "cnn", "first", 1) / "metrics.json"
-    marker.parent.mkdir(parents=True)
-    marker.write_text(json.dumps({"status": "skipped", "reason": "seed 1 is not in pipeline.seeds"}))
-    with pytest.raises(DartsError, match="skipped at this scale"):
-        select(smoke_params, "cnn", "first", tmp_path / "sel", runs, planted_trainer({}, "valid_error", []))
 
 
 def test_ties_go_to_the_earlier_candidate():
@@ -101,7 +97,7 @@ def test_ties_go_to_the_earlier_candidate():
 def test_random_baseline_selects_among_uniform_samples(tmp_path, smoke_params):
     runs = tmp_path / "runs"
     count = smoke_params.pipeline.random_cnn_samples
-    paths = sample("cnn", count, runs / "random_cnn")
+    paths = sample("cnn", count, runs / "search_cnn" / "random")
     assert [p.parent.name for p in paths] == [f"sample{i}" for i in range(count)]
     # sample i is the uniform draw with seed i: reproducible and independent of the others
     assert load_genotype(paths[1], "cnn") == random_genotype("cnn", random.Random(1))
@@ -110,45 +106,57 @@ def test_random_baseline_selects_among_uniform_samples(tmp_path, smoke_params):
     assert record["chosen"] == f"sample{count - 1}"
 
 
-def test_published_cell_needs_no_training(tmp_path, smoke_params):
-    def never(*_):
-        raise AssertionError("a published cell must not be retrained for selection")
+def instances(root: Path) -> set[str]:
+    from darts.pipeline.dvc_stages import load_jobs
 
-    record = select(smoke_params, "rnn", "DARTS_V2", tmp_path / "sel", tmp_path / "runs", never)
-    assert record["chosen"] == "DARTS_V2"
-    assert load_genotype(tmp_path / "sel" / "genotype.json", "rnn") == load_genotype("DARTS_V2", "rnn")
+    return {job.name for job in load_jobs(root)}
 
 
-def test_gate_active_instances_follow_the_scale(smoke_params):
-    paper = load_params(REPO / "params.yaml", "paper")
-    assert plan.inactive_reason(paper, "search_cnn", order="first", seed=3) is None
-    assert "seed 3" in plan.inactive_reason(smoke_params, "search_cnn", order="first", seed=3)
-    assert plan.inactive_reason(smoke_params, "train_cifar10", method="second", run=1) is None
-    assert "run 2" in plan.inactive_reason(smoke_params, "train_cifar10", method="second", run=2)
-    assert "published_cells" in plan.inactive_reason(paper, "train_ptb", method="ENAS")
-    published = load_params(REPO / "params.yaml", "paper", ["pipeline.published_cells=true"])
-    assert plan.inactive_reason(published, "train_ptb", method="ENAS") is None
-    only_second = load_params(REPO / "params.yaml", "paper", ["pipeline.rnn_orders=[second]"])
-    assert "order 'first'" in plan.inactive_reason(only_second, "select_rnn", method="first")
-    assert plan.inactive_reason(only_second, "select_cnn", method="first") is None
+def expected_instances(params) -> set[str]:
+    """The stage instances the params' lists describe, spelled out independently of dvc.yaml."""
+    p = params.pipeline
+    names = {f"data@{d}" for d in ("cifar10", "ptb", "wikitext2", "imagenet")} | {"random_cnn", "random_rnn", "tabulate"}
+    for space, orders, methods in (("cnn", p.cnn_orders, p.cnn_methods), ("rnn", p.rnn_orders, p.rnn_methods)):
+        names |= {f"search_{space}@{o}-{s}" for o in orders for s in p.seeds}
+        names |= {f"select_{space}@{m}" for m in methods}
+        names |= {f"snapshot_{space}@{o}-{s}" for o in orders for s in p.snapshot_seeds}
+    names |= {f"train_cifar10@{m}-{r}" for m in p.cnn_methods for r in p.cifar10_runs}
+    names |= {f"train_cifar10_published@{c}-{r}" for c in p.published_cifar10 for r in p.cifar10_runs}
+    names |= {f"train_ptb@{m}" for m in p.rnn_methods} | {f"train_ptb_published@{c}" for c in p.published_ptb}
+    names |= {f"train_imagenet@{m}" for m in p.imagenet_methods}
+    names |= {f"train_imagenet_published@{c}" for c in p.published_imagenet}
+    names |= {f"train_wikitext2@{m}" for m in p.wikitext2_methods}
+    names |= {f"train_wikitext2_published@{c}" for c in p.published_wikitext2}
+    return names
 
 
-def test_gate_command_skips_or_runs(tmp_path):
-    darts = [sys.executable, "-m", "darts"]
-    common = ["--params", str(REPO / "params.yaml"), "--scale", "smoke"]
-    skipped = tmp_path / "s2"
-    proc = subprocess.run([*darts, "gate", "--stage", "search_cnn", "--order", "first", "--seed", "2",
-                           "--out", str(skipped), *common, "--", "false"], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads((skipped / "metrics.json").read_text())["status"] == "skipped"
+@pytest.mark.parametrize("scale", ["paper", "smoke"])
+def test_the_params_lists_are_exactly_the_stage_instances(tmp_path, scale):
+    from pipeline_helpers import fresh_clone, set_param
 
-    ran = tmp_path / "ran"
-    proc = subprocess.run([*darts, "gate", "--stage", "search_cnn", "--order", "first", "--seed", "1",
-                           "--out", str(ran), *common, "--", "sh", "-c", f"mkdir -p {ran} && echo $0 > {ran}/x", "hi"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert (ran / "x").read_text().strip() == "hi" and not (ran / "metrics.json").exists()
+    ws = fresh_clone(tmp_path / "ws", scale)
+    found = instances(ws)
+    assert found == expected_instances(load_params(ws / "params.yaml"))
+    assert (sum(n.startswith("search_cnn@") for n in found), sum(n.startswith("train_cifar10@") for n in found)) == (
+        (8, 30) if scale == "paper" else (4, 6))
+    # the optional families appear exactly when their lists are filled
+    set_param(ws, ["pipeline", "published_ptb"], ["DARTS_V2", "ENAS"])
+    set_param(ws, ["pipeline", "snapshot_seeds"], [1])
+    grown = instances(ws)
+    assert grown - found == {"train_ptb_published@DARTS_V2", "train_ptb_published@ENAS",
+                             "snapshot_cnn@first-1", "snapshot_cnn@second-1", "snapshot_rnn@first-1", "snapshot_rnn@second-1"}
+    assert grown == expected_instances(load_params(ws / "params.yaml"))
 
-    proc = subprocess.run([*darts, "gate", "--stage", "search_cnn", "--order", "first", "--seed", "0",
-                           "--out", str(tmp_path / "f"), *common, "--", "false"], capture_output=True, text=True)
-    assert proc.returncode == 1  # the stage's own failure comes through
+
+@pytest.mark.parametrize("key, value, message", [
+    ("pipeline.cnn_methods", "[first, second, random]", r"pipeline.cnn_methods: \['first'\] not in pipeline.cnn_orders"),
+    ("pipeline.imagenet_methods", "[random, first]", r"--set pipeline.imagenet_methods: \['first'\] not in pipeline.cnn_methods"),
+    ("pipeline.snapshot_seeds", "[0, 5]", r"pipeline.snapshot_seeds: \[5\] not in pipeline.seeds"),
+    ("pipeline.published_ptb", "[NASNet]", r"pipeline.published_ptb.0"),
+    ("pipeline.seeds", "[0, 0]", r"pipeline.seeds: duplicate"),
+])
+def test_a_list_naming_a_missing_upstream_instance_is_refused(key, value, message):
+    overrides = ["pipeline.cnn_orders=[second]", "pipeline.cnn_methods=[second, random]",
+                 "pipeline.imagenet_methods=[second]", f"{key}={value}"]
+    with pytest.raises(ConfigError, match=message):
+        load_params(REPO / "params.yaml", overrides=overrides)

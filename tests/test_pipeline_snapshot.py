@@ -1,6 +1,6 @@
 """snapshot_eval (the paper's Fig. 3): the cell of the requested search epoch is retrained by the
-selection recipe, the stage is off by default (every instance a skip marker), and the report's
-search-progress figure then draws the retrained snapshots."""
+selection recipe, and the report's search-progress figure then draws the retrained snapshots. (That
+the instances follow pipeline.snapshot_seeds is tested with the other lists in test_pipeline_select.)"""
 
 from __future__ import annotations
 
@@ -51,39 +51,10 @@ def test_snapshot_genotype_names_the_file_and_epoch_when_it_is_absent(tmp_path):
         snapshot_genotype(tmp_path / "missing.jsonl", 1, "cnn")
 
 
-def test_gate_skips_snapshot_eval_unless_it_is_switched_on():
-    smoke = load_params(PARAMS, "smoke")
-    on = load_params(PARAMS, "smoke", ["pipeline.snapshot_eval=true"])
-    reason = plan.inactive_reason(smoke, "snapshot_eval", space="cnn", order="first", seed=0)
-    assert reason == "pipeline.snapshot_eval is false"
-    assert plan.inactive_reason(on, "snapshot_eval", space="cnn", order="first", seed=0) is None
-    assert "seed 3" in plan.inactive_reason(on, "snapshot_eval", space="rnn", order="second", seed=3)
-    only_second = load_params(PARAMS, "paper", ["pipeline.snapshot_eval=true", "pipeline.rnn_orders=[second]"])
-    assert "order 'first'" in plan.inactive_reason(only_second, "snapshot_eval", space="rnn", order="first", seed=0)
-    assert plan.inactive_reason(only_second, "snapshot_eval", space="cnn", order="first", seed=0) is None
-
-
-def test_dvc_stage_is_one_skip_marker_per_search_by_default():
-    from darts.pipeline.dvc_stages import load_jobs, skip_reason
-
-    jobs = load_jobs(REPO)
-    snapshots = [j for j in jobs if j.name.startswith("snapshot_eval@")]
-    searches = [j for j in jobs if j.name.startswith(("search_cnn@", "search_rnn@"))]
-    assert len(snapshots) == len(searches) == 16
-    tabulate = next(j for j in jobs if j.name == "tabulate")
-    assert {o for j in snapshots for o in j.outputs} <= set(tabulate.inputs)
-    for scale in ("smoke", "paper"):
-        default = load_params(PARAMS, scale)
-        active = {j.name for j in jobs if skip_reason(j, default) is None}
-        assert not any(name.startswith("snapshot_eval@") for name in active), scale
-        # switched on: exactly the active searches gain their snapshot instance, nothing else changes
-        on = load_params(PARAMS, scale, ["pipeline.snapshot_eval=true"])
-        gained = {j.name for j in jobs if skip_reason(j, on) is None} - active
-        expected = {re.sub(r"^search_(cnn|rnn)@", r"snapshot_eval@\1-", name)
-                    for name in active if name.startswith(("search_cnn@", "search_rnn@"))}
-        assert gained == expected and len(expected) == 8 * (2 if scale == "paper" else 1), scale
+def test_snapshot_epochs_lie_within_the_searches():
     for scale in ("smoke", "paper"):
         params = load_params(PARAMS, scale)
+        assert params.pipeline.snapshot_seeds == []     # off by default
         for space in ("cnn", "rnn"):
             epochs = getattr(params, f"search_{space}").epochs
             assert set(params.pipeline.snapshot_epochs) <= set(range(1, epochs + 1)), (scale, space)
@@ -126,10 +97,6 @@ def test_real_snapshot_retraining_feeds_the_search_progress_figure(tmp_path, sna
         assert load_genotype(run_dir / "genotype.json", "cnn").to_json() == planted[snap["epoch"]]
         assert 0.0 <= metrics["valid_error"] <= 100.0 and snap["score"] == metrics["valid_error"]
 
-    # another search's instance was skipped (the gate's marker): the figure leaves it out
-    marker = runs / "snapshot_eval" / "cnn" / "first-s1" / "metrics.json"
-    marker.parent.mkdir()
-    marker.write_text(json.dumps({"status": "skipped", "reason": "seed 1 ...", "scale": "smoke"}))
     fig = F.search_progress_figure(runs, "cnn")
     try:
         title = " ".join(fig._suptitle.get_text().split())

@@ -1,6 +1,6 @@
 """Sample the random-search baseline's candidate cells uniformly from the search space.
 
-  darts sample cnn --out runs/random_cnn      (writes sample<i>/genotype.json for i < pipeline.random_cnn_samples)
+  darts sample cnn --out runs/search_cnn/random      (writes sample<i>/genotype.json for i < pipeline.random_cnn_samples)
 
 `darts select <space> --method random` then picks the best of them by the same selection as DARTS'.
 """

@@ -2,10 +2,9 @@
 
   darts select cnn --method second --out runs/select_cnn/second
   darts select rnn --method random --out runs/select_rnn/random
-  darts select cnn --method DARTS_V2 --out runs/select_cnn/DARTS_V2     (a published cell: no training)
 
 Candidates of an order are runs/search_<space>/<order>/s<seed>/ for the active pipeline.seeds; of
-`random`, runs/random_<space>/sample<i>/. Each is trained from scratch with the selection schedule
+`random`, runs/search_<space>/random/sample<i>/. Each is trained from scratch with the selection schedule
 (params select_cnn / select_rnn) through `darts train ... --split search`; the test set is never read.
 Writes OUT/selected.json, OUT/genotype.json (the chosen cell) and OUT/candidates/<name>/ (the runs).
 """
@@ -20,7 +19,8 @@ from darts.config import add_config_args, params_from_args
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", choices=("cnn", "rnn"))
-    parser.add_argument("--method", required=True, help="first | second | random | a published cell name")
+    parser.add_argument("--method", required=True, choices=("first", "second", "random"),
+                        help="the searches of one order, or random search's samples")
     parser.add_argument("--out", type=Path, required=True, help="the selection's output directory")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="the runs/ tree holding the candidates")
     add_config_args(parser)

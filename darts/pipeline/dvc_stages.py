@@ -98,9 +98,9 @@ def load_jobs(root: str | Path = ".") -> list[Job]:
     return jobs
 
 
-def params_fingerprint(job: Job, scale_override: str | None) -> str:
-    """What Snakemake's params trigger compares: the stage's param values and any $DARTS_SCALE."""
-    return json.dumps({"params": job.params, "DARTS_SCALE": scale_override}, sort_keys=True, default=str)
+def params_fingerprint(job: Job) -> str:
+    """What Snakemake's params trigger compares: the values of the params.yaml keys the stage lists."""
+    return json.dumps(job.params, sort_keys=True, default=str)
 
 
 def load_jobs_cached(root: str | Path, cache: str | Path) -> list[Job]:
@@ -120,21 +120,3 @@ def load_jobs_cached(root: str | Path, cache: str | Path) -> list[Job]:
     jobs = load_jobs(root)
     write_json(cache, {"key": key, "jobs": [job.__dict__ for job in jobs]})
     return jobs
-
-
-def skip_reason(job: Job, params: Any) -> str | None:
-    """Why ``darts gate`` will turn this job into a skip marker at the params' scale (None: it runs)."""
-    import argparse
-    import shlex
-
-    from darts.commands import gate
-    from darts.pipeline.plan import inactive_reason
-
-    argv = shlex.split(job.cmd)
-    if argv[:2] != ["darts", "gate"]:
-        return None
-    parser = argparse.ArgumentParser(prog="darts gate")
-    gate.configure(parser)
-    args = parser.parse_args(argv[2:])
-    return inactive_reason(params, args.stage, space=args.space, order=args.order, seed=args.seed,
-                           method=args.method, run=args.run)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 from darts.config import Params, section_dict
 from darts.errors import DartsError
 from darts.io import read_json, write_json
-from darts.pipeline.plan import ORDERS, SKIPPED, candidate_dirs, published_names
+from darts.pipeline.plan import ORDERS, candidate_dirs
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +38,12 @@ class Candidate:
 
 
 def candidates(params: Params, space: str, method: str, runs_root: Path) -> list[Candidate]:
-    """The genotypes to choose from; each must exist and must not be a skipped matrix instance."""
+    """The genotypes to choose from; each must exist."""
     found = []
     for name, run_dir in candidate_dirs(params, space, method, runs_root).items():
-        metrics = run_dir / "metrics.json"
-        if metrics.is_file() and read_json(metrics).get("status") == SKIPPED:
-            raise DartsError(
-                f"{run_dir}: candidate {name} was skipped at this scale, yet pipeline lists it "
-                f"({read_json(metrics).get('reason')}); the lists of the smoke overlay must be subsets of "
-                "the main tree's, which is what dvc.yaml's matrix expands"
-            )
         genotype = run_dir / "genotype.json"
         if not genotype.is_file():
-            raise DartsError(f"{genotype}: candidate {name} has no genotype; run its stage first "
-                             "(is it in the main tree's pipeline lists, which dvc.yaml's matrix expands?)")
+            raise DartsError(f"{genotype}: candidate {name} has no genotype; run its stage first")
         found.append(Candidate(name, genotype))
     return found
 
@@ -90,14 +82,10 @@ def select(
     from darts.recording import write_meta
 
     out.mkdir(parents=True, exist_ok=True)
-    if method in published_names(space):
-        record = {"method": method, "chosen": method, "score": None, "metric": None, "candidates": []}
-        load_genotype(method, space).save(out / "genotype.json", name=method, source="published")
-    else:
-        record = _train_and_choose(params, space, method, out, runs_root, train)
-        chosen = next(c for c in record["candidates"] if c["name"] == record["chosen"])
-        load_genotype(chosen["genotype_file"], space).save(
-            out / "genotype.json", name=f"{method}:{record['chosen']}", source=chosen["genotype_file"])
+    record = _train_and_choose(params, space, method, out, runs_root, train)
+    chosen = next(c for c in record["candidates"] if c["name"] == record["chosen"])
+    load_genotype(chosen["genotype_file"], space).save(
+        out / "genotype.json", name=f"{method}:{record['chosen']}", source=chosen["genotype_file"])
     write_json(out / "selected.json", record)
     write_meta(out, section_dict(params, SECTION[space], "pipeline"), space=space, method=method)
     log.info("select %s %s: chose %s (%s=%s)", space, method, record["chosen"], record["metric"], record["score"])

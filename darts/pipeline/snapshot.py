@@ -20,8 +20,8 @@ from typing import Any
 from darts.config import Params, section_dict
 from darts.errors import DartsError
 from darts.genotypes import Genotype, genotype_from_json
-from darts.io import read_json, write_json
-from darts.pipeline.plan import SKIPPED, search_dir
+from darts.io import write_json
+from darts.pipeline.plan import search_dir
 from darts.pipeline.select import DATASET, METRIC, SECTION, TrainFn, held_out_score
 
 log = logging.getLogger(__name__)
@@ -59,10 +59,6 @@ def evaluate_snapshots(params: Params, space: str, order: str, seed: int, out: P
     from darts.recording import write_meta
 
     search = search_dir(runs_root, space, order, seed)
-    marker = search / "metrics.json"
-    if marker.is_file() and read_json(marker).get("status") == SKIPPED:
-        raise DartsError(f"{search}: this search was skipped at this scale ({read_json(marker).get('reason')}); "
-                         "it has no snapshots to retrain")
     history = search / "history.jsonl"
     epochs = params.pipeline.snapshot_epochs
     # every snapshot is read before any is trained: a missing epoch fails in seconds, not hours

@@ -3,32 +3,26 @@
 import os
 
 from darts.config import load_params
-from darts.pipeline.dvc_stages import is_directory, load_jobs_cached, params_fingerprint, skip_reason
+from darts.pipeline.dvc_stages import is_directory, load_jobs_cached, params_fingerprint
 
 ROOT = os.path.abspath(os.path.join(workflow.basedir, ".."))
 JOBS = load_jobs_cached(ROOT, os.path.join(ROOT, ".snakemake", "dvc-jobs.json"))
-SCALE_OVERRIDE = os.environ.get("DARTS_SCALE")
-PARAMS = load_params(os.path.join(ROOT, "params.yaml"))
-# Cluster resources in dvc.yaml's `meta` are sized for the paper's runs; smoke-scale jobs take the
-# profile's default resources instead.
-PAPER_SCALE = PARAMS.scale == "paper"
+# Cluster resources in dvc.yaml's `meta` are sized for the paper's runs; a smoke workspace's jobs
+# take the profile's default resources instead.
+PAPER_SCALE = load_params(os.path.join(ROOT, "params.yaml")).scale == "paper"
 
 workdir: ROOT
 
 
 for job in JOBS:
-    # An instance outside this scale's lists only writes its skip marker: on the submit host,
-    # never as a cluster job waiting in the queue for a GPU it will not use.
-    skipped = skip_reason(job, PARAMS) is not None
-    resources_ = job.resources() if PAPER_SCALE and not skipped else {}
+    resources_ = job.resources() if PAPER_SCALE else {}
     rule:
         name: job.rule_name
-        localrule: skipped
         input: job.inputs
         output: [directory(out) if is_directory(out) else out for out in job.outputs]
         params:
             cmd=job.cmd,
-            dvc=params_fingerprint(job, SCALE_OVERRIDE),
+            dvc=params_fingerprint(job),
         threads: resources_.get("cpus_per_task", 1)
         resources: **resources_
         log: f".snakemake/logs/{job.rule_name}.log"
