@@ -3,6 +3,7 @@ files), carries the smoke marking when the data is smoke-scale, and `darts tabul
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 
@@ -13,10 +14,11 @@ from darts.cli import main
 from darts.config import Compare
 from darts.genotypes import load_genotype
 from darts.report import figures as F
+from darts.report.headline import headline_metrics
 from darts.report.runs import search_runs
 from darts.report.tables import SPEC_BY_KEY, build_tables
-from test_report_planted import (CIFAR_ERRORS, CNN_EDGES, CNN_GENOTYPE, CNN_OPS, RNN_EDGES, RNN_OPS, softmax_rows,
-                                 plant_runs)
+from test_report_planted import (CIFAR_ERRORS, CNN_EDGES, CNN_OPS, PTB_PPL, RNN_EDGES, RNN_OPS, plant_runs,
+                                 softmax_rows)
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 SEEDS = (0, 1, 2)
@@ -177,6 +179,18 @@ def test_training_curves_have_a_line_per_run_coloured_by_method(smoke_runs):
         assert len({tuple(line.get_color()) for line in lines}) == len(CIFAR_ERRORS)
 
 
+def test_language_model_curves_show_train_and_valid_perplexity_per_run(smoke_runs, tmp_path):
+    fig = F.training_figure(smoke_runs, SPEC_BY_KEY["table2_ptb"])
+    assert [ax.get_title() for ax in fig.axes] == ["training perplexity", "validation perplexity"]
+    for ax, top in zip(fig.axes, (200.0, 220.0)):   # planted: train_ppl = 200 / epoch, valid_ppl = 220 / epoch
+        lines = data_lines(ax)
+        assert len(lines) == len(PTB_PPL)
+        assert all(tuple(line.get_ydata()) == tuple(top / e for e in range(1, 5)) for line in lines)
+        assert ax.get_yscale() == "linear"       # 4 epochs: within a decade
+    long = plant_runs(tmp_path, scale="smoke", gpu=False, epochs=12, seeds=(0,), orders=("second",))
+    assert [ax.get_yscale() for ax in F.training_figure(long, SPEC_BY_KEY["table4_wikitext2"]).axes] == ["log", "log"]
+
+
 def test_ours_vs_paper_bars_and_paper_bands(smoke_runs):
     table = build_tables(smoke_runs, smoke_runs.parent / "data")["table1_cifar10"]
     fig = F.ours_vs_paper_figure(table, SPEC_BY_KEY["table1_cifar10"], Compare())
@@ -201,7 +215,7 @@ def test_single_number_paper_rows_get_the_compare_tolerance_band(smoke_runs):
 
 
 def test_tabulate_writes_tables_figures_and_a_smoke_marked_report(tmp_path):
-    runs = plant_runs(tmp_path, scale="smoke", gpu=False, seeds=(0,), orders=("second",))
+    runs = plant_runs(tmp_path, scale="smoke", gpu=False, seeds=(0, 1), orders=("second",))
     out = tmp_path / "results"
     stale = out / "figures" / "alphas_cnn_normal_first-s0.png"
     stale.parent.mkdir(parents=True)
@@ -213,12 +227,21 @@ def test_tabulate_writes_tables_figures_and_a_smoke_marked_report(tmp_path):
     pngs = sorted(p.stem for p in (out / "figures").glob("*.png"))
     assert pngs == sorted(p.stem for p in (out / "figures").glob("*.pdf"))
     assert not stale.exists()
-    expected = {"search_progress_cnn", "search_progress_rnn", "collapse_cnn", "collapse_rnn",
-                "alphas_cnn_normal_second-s0", "alphas_cnn_reduce_second-s0", "alphas_rnn_recurrent_second-s0",
+    alphas = {f"alphas_{space}_{cell}_second-s{seed}" for space in F.CELLS for cell in F.CELLS[space] for seed in (0, 1)}
+    expected = {"search_progress_cnn", "search_progress_rnn", "collapse_cnn", "collapse_rnn", *alphas,
                 "cell_cnn_second_normal", "cell_cnn_second_reduce", "cell_rnn_second_recurrent",
+                "cell_cnn_random_normal", "cell_cnn_random_reduce", "cell_rnn_random_recurrent",
                 "training_cifar10", "training_ptb", "training_wikitext2",
                 "vs_paper_table1_cifar10", "vs_paper_table2_ptb", "vs_paper_table4_wikitext2"}
-    assert expected <= set(pngs)
+    assert set(pngs) == expected   # ImageNet did not run at smoke scale: no training or vs_paper figure for it
+    # every name is one figure_names() documents (what dvc.yaml declares as image plots), each pattern used
+    patterns = F.figure_names()
+    assert all(sum(fnmatch.fnmatchcase(stem, p) for p in patterns) == 1 for stem in pngs)
+    assert {p for p in patterns if not any(fnmatch.fnmatchcase(stem, p) for stem in pngs)} == {
+        "training_imagenet", "vs_paper_table3_imagenet"}
+    headline = json.loads((out / "metrics.json").read_text())
+    assert headline == headline_metrics(runs) and set(headline) == {"cifar10", "ptb", "wikitext2", "search_cnn",
+                                                                   "search_rnn"}
     for stem in pngs:
         png = (out / "figures" / f"{stem}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5000

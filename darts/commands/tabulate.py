@@ -3,9 +3,10 @@
   darts tabulate [--runs runs] [--out results]
 
 Writes <out>/table1_cifar10.csv, table2_ptb.csv, table3_imagenet.csv, table4_wikitext2.csv (every
-row of the paper's tables, ours beside the row each is diffed against), <out>/figures/*.png|pdf and
-<out>/REPORT.md. Smoke-scale outputs say so in the scale column, every figure title and the
-report's first line.
+row of the paper's tables, ours beside the row each is diffed against), <out>/metrics.json (our
+headline numbers, the pipeline's DVC metrics), <out>/figures/*.png|pdf (names:
+darts.report.figures.figure_names) and <out>/REPORT.md. Smoke-scale outputs say so in the scale
+column, every figure title and the report's first line.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from darts.io import write_text
     from darts.report.figures import render_all
+    from darts.report.headline import headline_metrics, write_headline
     from darts.report.report import build_report
     from darts.report.tables import build_tables, write_tables
 
@@ -41,13 +43,14 @@ def run(args: argparse.Namespace) -> int:
         raise DartsError(f"{runs}: no such folder of stage outputs (run the pipeline first, or pass --runs)")
     tables = build_tables(runs, params.data.root)
     written = write_tables(tables, out)
+    headline = write_headline(out / "metrics.json", headline_metrics(runs))
     figures_dir = out / "figures"
     figures = render_all(runs, tables, figures_dir, params.compare)
     _remove_stale(figures_dir, [p for paths in figures.values() for p in paths])
     report = out / "REPORT.md"
     write_text(report, build_report(tables, figures, out, params.compare, Path(args.deviations), f"{runs}/"))
     ours = sum(int((t["source"] == "ours").sum()) for t in tables.values())
-    print(f"wrote {len(written)} tables ({ours} rows of ours), "
+    print(f"wrote {len(written)} tables ({ours} rows of ours), {headline}, "
           f"{sum(len(v) for v in figures.values())} figures and {report}")
     return 0
 

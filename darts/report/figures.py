@@ -349,6 +349,8 @@ def training_figure(runs_root: Path, spec: TableSpec) -> plt.Figure | None:
                      palette=palette, ax=ax, legend=ax is axes[0][-1])
         ax.set(xlabel="epoch", ylabel=CURVE_KEYS[key], title=CURVE_KEYS[key])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if key.endswith("_ppl") and frame[key].max() > 10 * frame[key].min():
+            ax.set_yscale("log")   # a language model's first epochs are orders of magnitude above its last
     sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1.0))
     set_title(fig, f"{spec.title}: training of the final runs", scales)
     fig.tight_layout()
@@ -403,27 +405,56 @@ def save_figure(fig: plt.Figure, out_dir: Path, name: str) -> Path:
     return out_dir / f"{name}.png"
 
 
+# Every figure's file stem, by report section: the one place the names are defined (render_all uses
+# them; figure_names lists them for dvc.yaml's image plots). Saved as <stem>.png and <stem>.pdf.
+FIGURES = {
+    "search": "search_progress_{space}",
+    "collapse": "collapse_{space}",
+    "alphas": "alphas_{space}_{cell}_{order}-s{seed}",     # one per search run and cell
+    "cells": "cell_{space}_{method}_{cell}",               # one per selection (runs/select_<space>/<method>)
+    "training": "training_{dataset}",                      # per-epoch curves of the final runs (LM: perplexity)
+    "vs_paper": "vs_paper_{table}",
+}
+
+
+def figure_name(group: str, **fields: object) -> str:
+    return FIGURES[group].format(**fields)
+
+
+def figure_names() -> list[str]:
+    """Every figure stem ``darts tabulate`` can write, ``*`` standing for a run's order, seed or method
+    (which runs exist depends on the scale); a figure is written only when its runs exist."""
+    per_space = [{"space": space} for space in CELLS]
+    per_cell = [{"space": space, "cell": cell} for space, cells in CELLS.items() for cell in cells]
+    per_table = [{"dataset": spec.dataset, "table": spec.key} for spec in SPECS]
+    names: dict[str, None] = {}
+    for group, template in FIGURES.items():
+        combos = per_cell if "{cell}" in template else per_space if "{space}" in template else per_table
+        names.update(dict.fromkeys(figure_name(group, order="*", seed="*", method="*", **c) for c in combos))
+    return list(names)
+
+
 def render_all(runs_root: Path, tables: dict[str, pd.DataFrame], out_dir: Path,
                tolerances: Compare) -> dict[str, list[Path]]:
     """Every figure the outputs allow, saved under ``out_dir``; PNG paths grouped by report section."""
     sns.set_theme(context="notebook", style="whitegrid")
     out_dir.mkdir(parents=True, exist_ok=True)
-    made: dict[str, list[Path]] = {key: [] for key in ("search", "alphas", "collapse", "cells", "training", "vs_paper")}
+    made: dict[str, list[Path]] = {group: [] for group in FIGURES}
     for space in ("cnn", "rnn"):
         if (fig := search_progress_figure(runs_root, space)) is not None:
-            made["search"].append(save_figure(fig, out_dir, f"search_progress_{space}"))
+            made["search"].append(save_figure(fig, out_dir, figure_name("search", space=space)))
         if (fig := collapse_figure(runs_root, space)) is not None:
-            made["collapse"].append(save_figure(fig, out_dir, f"collapse_{space}"))
+            made["collapse"].append(save_figure(fig, out_dir, figure_name("collapse", space=space)))
         for search in search_runs(runs_root, space):
             for cell in CELLS[space]:
-                name = f"alphas_{space}_{cell}_{search.label['order']}-s{search.label['seed']}"
+                name = figure_name("alphas", space=space, cell=cell, **search.label)
                 made["alphas"].append(save_figure(alpha_figure(search, space, cell), out_dir, name))
         made["cells"].extend(_cell_graphs(runs_root, space, out_dir))
     for spec in SPECS:
         if (fig := training_figure(runs_root, spec)) is not None:
-            made["training"].append(save_figure(fig, out_dir, f"training_{spec.dataset}"))
+            made["training"].append(save_figure(fig, out_dir, figure_name("training", dataset=spec.dataset)))
         if (fig := ours_vs_paper_figure(tables[spec.key], spec, tolerances)) is not None:
-            made["vs_paper"].append(save_figure(fig, out_dir, f"vs_paper_{spec.key}"))
+            made["vs_paper"].append(save_figure(fig, out_dir, figure_name("vs_paper", table=spec.key)))
     return made
 
 
@@ -439,7 +470,7 @@ def _cell_graphs(runs_root: Path, space: str, out_dir: Path) -> list[Path]:
         label = METHOD_LABELS.get(method_dir.name, method_dir.name)
         for cell in CELLS[space]:
             title = scaled_title(f"{label}: {cell} cell", scales or [None])
-            name = f"cell_{space}_{method_dir.name}_{cell}"
+            name = figure_name("cells", space=space, method=method_dir.name, cell=cell)
             made.append(save_figure(cell_figure(genotype, cell, title), out_dir, name))
     return made
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from darts.config import Compare
 from darts.report.compare import Finding, RowIssue, compare_table
+from darts.report.figures import figure_name
 from darts.report.tables import SPECS, TableSpec
 
 SECTIONS = (
@@ -156,7 +157,7 @@ def _image(path: Path, out_dir: Path) -> str:
 
 
 def _for_table(path: Path, spec: TableSpec) -> bool:
-    return path.stem in (f"vs_paper_{spec.key}", f"training_{spec.dataset}")
+    return path.stem in (figure_name("vs_paper", table=spec.key), figure_name("training", dataset=spec.dataset))
 
 
 def _demote(markdown: str) -> str:
