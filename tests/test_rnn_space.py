@@ -165,3 +165,48 @@ def test_enas_cell_with_eleven_nodes_builds_and_runs():
     out = model(torch.randint(0, 9, (3, 2)), model.init_hidden(2))
     assert out.logits.shape == (3, 2, 9)
     assert len(model.cell._Ws) == len(enas.recurrent) == 11
+
+
+# The official DARTS language model (rnn/model.py) initialises the embedding, the tied decoder and
+# every cell matrix (W0, W_1..W_8) uniformly in [-INITRANGE, INITRANGE] with INITRANGE = 0.04, the
+# decoder bias at zero, and (rnn/model_search.py) the alphas as 1e-3 * N(0, 1). Stated here from that
+# description, not read from the code under test.
+OFFICIAL_INITRANGE = 0.04
+OFFICIAL_ALPHA_SCALE = 1e-3
+
+
+def _assert_uniform(name: str, w: torch.Tensor, r: float) -> None:
+    """w looks like n independent draws of U(-r, r): bounded by r, reaching past 0.9 r (a miss has
+    probability 0.9^n < 1e-9 for n >= 200), mean and variance within 6 standard errors of 0 and r^2/3
+    (the sample variance of U(-r, r) has relative standard error sqrt(0.8 / n))."""
+    w = w.detach().double().flatten()
+    n = w.numel()
+    assert n >= 200, name
+    assert w.abs().max() <= r, (name, w.abs().max().item(), r)
+    assert w.abs().max() > 0.9 * r, (name, w.abs().max().item(), r)
+    assert abs(w.mean().item()) < 6 * (r / 3 ** 0.5) / n ** 0.5, (name, w.mean().item())
+    assert abs(w.var().item() / (r * r / 3) - 1) < 6 * (0.8 / n) ** 0.5, (name, w.var().item(), r * r / 3)
+
+
+@pytest.mark.parametrize("kind", ["search", "evaluation"])
+def test_every_initialised_tensor_has_the_official_range(kind):
+    torch.manual_seed(0)
+    vocab, size = 600, 40
+    if kind == "search":
+        model = RNNSearchModel(vocab, size, size, Dropouts())
+    else:
+        model = build_eval_model(vocab, size, size, PUBLISHED["rnn"]["DARTS_V2"], Dropouts())
+    params = dict(model.named_parameters())
+    cell = [f"rnns.0._Ws.{i}" for i in range(8)]
+    expected = {"encoder.weight", "rnns.0._W0", *cell, "decoder.bias"} | ({"alphas"} if kind == "search" else set())
+    assert set(params) == expected  # a new tensor must be added here with its official range
+    assert model.decoder.weight is model.encoder.weight  # tied: the decoder weight is the embedding
+    for name in ["encoder.weight", "rnns.0._W0", *cell]:
+        _assert_uniform(name, params[name], OFFICIAL_INITRANGE)
+    assert params["rnns.0._W0"].shape == (2 * size, 2 * size)
+    assert torch.equal(params["decoder.bias"], torch.zeros(vocab))
+    if kind == "search":
+        a = params["alphas"].detach().double().flatten()  # 180 draws of 1e-3 N(0, 1)
+        assert a.abs().max() < 6 * OFFICIAL_ALPHA_SCALE
+        # sample std of 180 normals: relative standard error 1/sqrt(2 * 180) ~ 0.053; 6 of them
+        assert abs(a.std().item() / OFFICIAL_ALPHA_SCALE - 1) < 6 / (2 * a.numel()) ** 0.5

@@ -24,7 +24,7 @@ from darts.genotypes import RNN_PRIMITIVES
 from darts.spaces.rnn.dropout import dropout_mask
 
 STEPS = 8
-INIT_RANGE = 0.04  # uniform init of W0 and W_i, as the official cell
+INIT_RANGE = 0.04  # uniform init of W0, W_i and the embedding (tied decoder): the official INITRANGE
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "tanh": torch.tanh,

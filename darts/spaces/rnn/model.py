@@ -4,6 +4,9 @@ As the official model (and AWD-LSTM): token-wise embedding dropout (``dropoute``
 on the embeddings (``dropouti``) and on the cell output (``dropout``), and a decoder whose weight
 is the embedding matrix (so ``emsize`` must equal ``nhid``). Names follow the official state dict:
 ``encoder.weight``, ``rnns.0._W0``, ``rnns.0._Ws.<i>``, ``decoder.weight`` (tied), ``decoder.bias``.
+
+Initialisation, as the official model: the embedding (and so the tied decoder weight) and every
+cell matrix uniform in +-``INIT_RANGE`` (0.04), the decoder bias zero.
 """
 
 from __future__ import annotations
@@ -15,10 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from darts.genotypes import RNN_PRIMITIVES, RNNGenotype, derive_rnn
-from darts.spaces.rnn.cell import STEPS, DARTSCell, RecurrentCell, SearchCell, num_edges
+from darts.spaces.rnn.cell import INIT_RANGE, STEPS, DARTSCell, RecurrentCell, SearchCell, num_edges
 from darts.spaces.rnn.dropout import embedding_dropout, locked_dropout
-
-EMBED_INIT_RANGE = 0.1
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class RNNModel(nn.Module):
         self.rnns = nn.ModuleList([cell])
         self.decoder = nn.Linear(nhid, ntoken)
         self.decoder.weight = self.encoder.weight
-        nn.init.uniform_(self.encoder.weight, -EMBED_INIT_RANGE, EMBED_INIT_RANGE)
+        nn.init.uniform_(self.encoder.weight, -INIT_RANGE, INIT_RANGE)  # the official INITRANGE
         nn.init.zeros_(self.decoder.bias)
 
     @property
