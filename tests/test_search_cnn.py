@@ -20,7 +20,8 @@ from darts.config import load_params
 from darts.errors import DartsError
 from darts.genotypes import CNNGenotype
 from darts.io import read_json, read_jsonl
-from darts.search.cnn import run_key, search
+from darts.search import cnn
+from darts.search.cnn import memory_format, run_key, search
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["search_cnn.layers=3", "search_cnn.init_channels=4", "search_cnn.batch_size=16",
@@ -120,13 +121,51 @@ def test_rerun_resumes_but_a_changed_hyperparameter_starts_fresh(reference, tmp_
     assert [r["epoch"] for r in read_jsonl(tmp_path / "changed" / "history.jsonl")] == [1]
     assert len(list((root / "checkpoints" / "search_cnn").iterdir())) == 2
 
-    summary = {"dataset": "cifar10"}
-    base = run_key(params, 0, summary)
-    assert run_key(params, 0, summary) == base
-    assert run_key(params, 1, summary) != base
-    assert run_key(params, 0, {"dataset": "cifar10", "subset": True}) != base
+    summary, cl = {"dataset": "cifar10"}, torch.channels_last
+    base = run_key(params, 0, summary, cl)
+    assert run_key(params, 0, summary, cl) == base
+    assert run_key(params, 1, summary, cl) != base
+    assert run_key(params, 0, {"dataset": "cifar10", "subset": True}, cl) != base
     for key in ("search_cnn.order=first", "search_cnn.hessian=exact", "search_cnn.momentum=0.8"):
-        assert run_key(tiny_params(root / "checkpoints", key), 0, summary) != base, key
+        assert run_key(tiny_params(root / "checkpoints", key), 0, summary, cl) != base, key
+
+
+def test_run_key_holds_the_resolved_layout_so_a_resume_never_changes_it(reference, tmp_path, data, caplog,
+                                                                          monkeypatch):
+    """float32 gradients depend on the layout (DEVIATIONS.md), so the key names the layout the run
+    actually used: `auto` is channels_last on the CPU and contiguous on CUDA."""
+    root, params, _ = reference
+    summary, cpu, cuda = {"dataset": "cifar10"}, torch.device("cpu"), torch.device("cuda")
+    keyed = {}
+    for choice in ("auto", "channels_last", "contiguous"):
+        p = tiny_params(root / "checkpoints", f"search_cnn.memory_format={choice}")
+        for device in (cpu, cuda):  # resolving needs no CUDA device, only its type
+            keyed[choice, device.type] = run_key(p, 0, summary, memory_format(p.search_cnn, device))
+    assert keyed["auto", "cpu"] == keyed["channels_last", "cpu"] == keyed["channels_last", "cuda"]
+    assert keyed["auto", "cuda"] == keyed["contiguous", "cuda"] == keyed["contiguous", "cpu"]
+    assert keyed["auto", "cpu"] != keyed["auto", "cuda"]  # the same params on another device: another run
+    assert run_key(params, 0, summary, torch.channels_last) != run_key(params, 0, summary, torch.contiguous_format)
+
+    # End to end on the CPU: the reference ran under `auto`; naming its layout resumes its finished
+    # checkpoint (no epoch left to train), the other layout starts at epoch 1 in its own layout.
+    class Stop(Exception):
+        pass
+
+    trained = []
+
+    def first_epoch_only(*args):
+        trained.append((args[7], args[6]))  # (epoch, layout) of train_epoch
+        raise Stop
+
+    monkeypatch.setattr(cnn, "train_epoch", first_epoch_only)
+    caplog.set_level("INFO", logger="darts.checkpoint")
+    search(tiny_params(root / "checkpoints", "search_cnn.memory_format=channels_last"), 0, tmp_path / "cl", data)
+    assert "resuming" in caplog.text and "epoch 2 done" in caplog.text and trained == []
+    assert read_json(tmp_path / "cl" / "alphas.json") == read_json(root / "run" / "alphas.json")
+    caplog.clear()
+    with pytest.raises(Stop):
+        search(tiny_params(root / "checkpoints", "search_cnn.memory_format=contiguous"), 0, tmp_path / "c", data)
+    assert "resuming" not in caplog.text and trained == [(1, torch.contiguous_format)]
 
 
 def test_diverged_search_stops_without_a_genotype(tmp_path, data):

@@ -61,9 +61,16 @@ def cross_entropy(forward: Callable[..., torch.Tensor], batch: Batch) -> torch.T
     return F.cross_entropy(forward(x), y)
 
 
-def run_key(params: Params, seed: int, data_summary: dict[str, Any]) -> str:
-    """Everything that determines the search: a changed input starts a fresh run."""
-    return config_hash("search_cnn", section_dict(params, "search_cnn"), seed, data_summary)
+def run_key(params: Params, seed: int, data_summary: dict[str, Any], layout: torch.memory_format) -> str:
+    """Everything that determines the search: a changed input starts a fresh run.
+
+    The memory layout enters resolved (``auto`` becomes what it ran as): in float32 the layout
+    changes the alpha gradients (DEVIATIONS.md), so a run never resumes in another layout, e.g. a
+    CPU (channels_last) checkpoint on CUDA (contiguous); ``auto`` on the CPU and an explicit
+    ``channels_last`` are the same run."""
+    sections = section_dict(params, "search_cnn")
+    sections["search_cnn"]["memory_format"] = layout_name(layout)
+    return config_hash("search_cnn", sections, seed, data_summary)
 
 
 def search(params: Params, seed: int, out: str | Path, data_root: str | Path) -> dict[str, Any]:
@@ -71,11 +78,11 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
     cfg = params.search_cnn
     device = runtime.setup(params.runtime, seed)
     data = load_search_data(cfg, data_root)
-    key = run_key(params, seed, data.summary)
+    layout = memory_format(cfg, device)
+    key = run_key(params, seed, data.summary, layout)
     model = SearchNetwork(cfg.init_channels, cifar.NUM_CLASSES, cfg.layers, alpha_init=cfg.alpha_init,
                           alpha_init_scale=cfg.alpha_init_scale,
                           track_running_stats=cfg.track_running_stats).to(device)
-    layout = memory_format(cfg, device)
     model = model.to(memory_format=layout)
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
                             weight_decay=cfg.weight_decay)
@@ -186,11 +193,21 @@ def _scalar(value: float, device: torch.device) -> torch.Tensor:
 
 
 def memory_format(cfg: SearchCNN, device: torch.device) -> torch.memory_format:
-    """channels_last on the CPU under ``auto``: its convolutions and pools run ~1.6x faster there."""
+    """channels_last on the CPU under ``auto``: its convolutions and pools run ~1.6x faster there.
+    Not the same float32 numbers as contiguous (DEVIATIONS.md); the resolved layout is in the run key."""
     choice = cfg.memory_format
     if choice == "auto":
         choice = "channels_last" if device.type == "cpu" else "contiguous"
     return torch.channels_last if choice == "channels_last" else torch.contiguous_format
+
+
+def layout_name(layout: torch.memory_format) -> str:
+    """The ``memory_format`` value that names a resolved layout."""
+    if layout == torch.channels_last:
+        return "channels_last"
+    if layout == torch.contiguous_format:
+        return "contiguous"
+    raise ValueError(f"not a search layout: {layout}")
 
 
 def _to(batch: Batch, device: torch.device, layout: torch.memory_format) -> Batch:
