@@ -139,12 +139,14 @@ def test_cnn_cell_drawing_has_one_labelled_edge_per_genotype_edge(cell):
 
 
 def test_rnn_cell_drawing_has_one_labelled_edge_per_genotype_edge(smoke_runs):
-    for genotype in (load_genotype("DARTS_V2", "rnn"), load_genotype(smoke_runs / "select_rnn" / "first" / "genotype.json", "rnn")):
+    planted = smoke_runs / "select_rnn" / "first" / "genotype.json"
+    for genotype in (load_genotype("DARTS_V2", "rnn"), load_genotype(planted, "rnn")):
         fig = F.cell_figure(genotype, "recurrent", "recurrent")
         assert drawn_edges(fig, "op") == sorted((src, dst, op) for dst, (op, src) in enumerate(genotype.recurrent, 1))
         assert drawn_edges(fig, "input") == [(-2, 0, "tanh"), (-1, 0, "tanh")]
         assert edge_labels(fig) == sorted([op for op, _ in genotype.recurrent] + ["tanh", "tanh"])
-        assert len([p for p in fig.axes[0].patches if (p.get_gid() or "").startswith("concat:")]) == len(genotype.concat)
+        concat = [p for p in fig.axes[0].patches if (p.get_gid() or "").startswith("concat:")]
+        assert len(concat) == len(genotype.concat)
 
 
 @pytest.mark.parametrize("space, cell, nodes", [("cnn", "normal", 4), ("cnn", "reduce", 4), ("rnn", "recurrent", 9)])
@@ -159,7 +161,8 @@ def test_cell_drawing_keeps_nodes_apart_and_edges_off_other_nodes(space, cell, n
                for t in ax.texts if t.get_position() == p.center}
     assert len(circles) == nodes
     centres = list(circles.values())
-    assert min(np.hypot(a[0] - b[0], a[1] - b[1]) for i, a in enumerate(centres) for b in centres[i + 1:]) > 2 * F.NODE_RADIUS
+    gaps = [np.hypot(a[0] - b[0], a[1] - b[1]) for i, a in enumerate(centres) for b in centres[i + 1:]]
+    assert min(gaps) > 2 * F.NODE_RADIUS
     for src, dst, op in drawn_edges(ax.figure, "op"):
         patch = next(p for p in ax.patches if p.get_gid() == f"op:{src}->{dst}:{op}")
         curve = np.concatenate([np.linspace(a, b, 25) for poly in patch.get_path().to_polygons(closed_only=False)
@@ -227,7 +230,8 @@ def test_tabulate_writes_tables_figures_and_a_smoke_marked_report(tmp_path):
     pngs = sorted(p.stem for p in (out / "figures").glob("*.png"))
     assert pngs == sorted(p.stem for p in (out / "figures").glob("*.pdf"))
     assert not stale.exists()
-    alphas = {f"alphas_{space}_{cell}_second-s{seed}" for space in F.CELLS for cell in F.CELLS[space] for seed in (0, 1)}
+    alphas = {f"alphas_{space}_{cell}_second-s{seed}"
+              for space, cells in F.CELLS.items() for cell in cells for seed in (0, 1)}
     expected = {"search_progress_cnn", "search_progress_rnn", "collapse_cnn", "collapse_rnn", *alphas,
                 "cell_cnn_second_normal", "cell_cnn_second_reduce", "cell_rnn_second_recurrent",
                 "cell_cnn_random_normal", "cell_cnn_random_reduce", "cell_rnn_random_recurrent",

@@ -195,6 +195,8 @@ CELL_COLOURS = {"input": "#b4eeb4", "node": "#add8e6", "output": "#eee8aa"}  # F
 NODE_RADIUS, BOX_HEIGHT = 0.28, 0.5
 SLOT = {"node": 1.1, "bend": 0.5}   # vertical room a node / a long edge's bend takes in its layer
 LAYER_GAP = 1.9
+OP_STYLE = {"mutation_scale": 12, "color": "black", "linestyle": "-", "linewidth": 1.0, "zorder": 2}
+CONCAT_STYLE = {"mutation_scale": 10, "color": "0.55", "linestyle": "--", "linewidth": 0.9, "zorder": 1}
 
 
 def cell_figure(genotype: Genotype, cell: str, title: str) -> plt.Figure:
@@ -249,11 +251,9 @@ def cell_figure(genotype: Genotype, cell: str, title: str) -> plt.Figure:
     for (kind, src, dst, op), route in zip(edges, routes):
         points = [position[p] for p in route]
         points[-1] = _on_outline(points[-1], points[-2], outline[dst])
-        concat_edge = kind == "concat"
-        arrow = FancyArrowPatch(path=_smooth_path(points), arrowstyle="-|>", mutation_scale=10 if concat_edge else 12,
-                                color="0.55" if concat_edge else "black", linestyle="--" if concat_edge else "-",
-                                linewidth=0.9 if concat_edge else 1.0, shrinkA=0, shrinkB=0, zorder=1 if concat_edge else 2)
-        arrow.set_gid(f"concat:{src}" if concat_edge else f"{kind}:{src}->{dst}:{op}")
+        style = CONCAT_STYLE if kind == "concat" else OP_STYLE
+        arrow = FancyArrowPatch(path=_smooth_path(points), arrowstyle="-|>", shrinkA=0, shrinkB=0, **style)
+        arrow.set_gid(f"concat:{src}" if kind == "concat" else f"{kind}:{src}->{dst}:{op}")
         ax.add_patch(arrow)
         if op is not None:
             (x1, y1), (x2, y2) = position[route[0]], position[route[1]]
