@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# A single-node SLURM on this machine, for testing workflow/profiles/slurm without a cluster.
+# A single-node SLURM on this machine, for testing the slurm profile without a cluster.
 #
 #   eval "$(workflow/slurm/localslurm.sh start /tmp/darts-slurm)"   # prints the exports to use it
-#   squeue; snakemake --profile workflow/profiles/slurm
+#   workflow/slurm/install-profile.sh && snakemake --profile slurm   # a workspace or the project root
+#   squeue --me -o "%.10i %.40k %.8T %.10M"                         # the rule is in the comment (%k)
 #   workflow/slurm/localslurm.sh stop /tmp/darts-slurm
 #
 # Needs Debian's slurm-wlm and munge (installed by .ci/run; this script installs nothing). Runs
