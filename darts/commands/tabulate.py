@@ -4,7 +4,7 @@
 
 Writes <out>/table1_cifar10.csv, table2_ptb.csv, table3_imagenet.csv, table4_wikitext2.csv (every
 row of the paper's tables, ours beside the row each is diffed against), <out>/metrics.json (our
-headline numbers, the pipeline's DVC metrics), <out>/figures/*.png|pdf (names:
+headline numbers, the pipeline's DVC metrics), <out>/figures/*.png and <out>/figures_pdf/*.pdf (names:
 darts.report.figures.figure_names) and <out>/REPORT.md. Smoke-scale outputs say so in the scale
 column, every figure title and the report's first line.
 """
@@ -32,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from darts.io import write_text
-    from darts.report.figures import render_all
+    from darts.report.figures import pdf_dir, render_all
     from darts.report.headline import headline_metrics, write_headline
     from darts.report.report import build_report
     from darts.report.tables import build_tables, write_tables
@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     headline = write_headline(out / "metrics.json", headline_metrics(runs))
     figures_dir = out / "figures"
     figures = render_all(runs, tables, figures_dir, params.compare)
-    _remove_stale(figures_dir, [p for paths in figures.values() for p in paths])
+    made = [p for paths in figures.values() for p in paths]
+    for folder in (figures_dir, pdf_dir(figures_dir)):
+        _remove_stale(folder, made)
     report = out / "REPORT.md"
     write_text(report, build_report(tables, figures, out, params.compare, Path(args.deviations), f"{runs}/"))
     ours = sum(int((t["source"] == "ours").sum()) for t in tables.values())
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 def _remove_stale(figures_dir: Path, made: list[Path]) -> None:
     """Figures of runs that no longer exist must not linger beside the fresh ones."""
     keep = {p.stem for p in made}
-    for path in figures_dir.iterdir():
+    for path in figures_dir.iterdir() if figures_dir.is_dir() else ():
         if path.suffix in (".png", ".pdf") and path.stem not in keep:
             log.info("removing stale figure %s", path)
             path.unlink()

@@ -2,7 +2,7 @@
 
 Each ``*_figure`` function returns a matplotlib Figure (the cells too: no system binary) built
 only from the files under ``runs/`` or the results tables, so tests can inspect what was drawn;
-``render_all`` saves them under ``results/figures/``. Every title carries the scale when any of its
+``render_all`` saves them under ``results/figures/`` (PNG) and ``results/figures_pdf/``. Every title carries the scale when any of its
 data is not at paper scale, so a smoke plot is never mistaken for a reproduction.
 """
 
@@ -396,11 +396,16 @@ def ours_vs_paper_figure(table: pd.DataFrame, spec: TableSpec, tolerances: Compa
     return fig
 
 
+def pdf_dir(png_dir: Path) -> Path:
+    """PDFs sit in a sibling folder (figures_pdf/): DVC's image plots take a folder of images only."""
+    return png_dir.with_name(f"{png_dir.name}_pdf")
+
+
 def save_figure(fig: plt.Figure, out_dir: Path, name: str) -> Path:
-    """``<name>.png`` and ``<name>.pdf``; returns the PNG's path."""
-    for ext in ("png", "pdf"):
-        with atomic_path(out_dir / f"{name}.{ext}") as tmp:
-            fig.savefig(tmp, format=ext, dpi=DPI)
+    """``out_dir/<name>.png`` and its ``<name>.pdf`` in ``pdf_dir(out_dir)``; returns the PNG's path."""
+    for path in (out_dir / f"{name}.png", pdf_dir(out_dir) / f"{name}.pdf"):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix[1:], dpi=DPI)
     plt.close(fig)
     return out_dir / f"{name}.png"
 
