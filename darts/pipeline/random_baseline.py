@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from darts.rundir import GENOTYPE, sample_name
+
 
 def sample(space: str, count: int, out: Path) -> list[Path]:
     """Write ``out/sample<i>/genotype.json`` for i < count; sample i is drawn with seed i."""
@@ -14,7 +16,7 @@ def sample(space: str, count: int, out: Path) -> list[Path]:
 
     written = []
     for i in range(count):
-        path = out / f"sample{i}" / "genotype.json"
+        path = out / sample_name(i) / GENOTYPE
         random_genotype(space, random.Random(i)).save(path, name=f"random_{space}-{i}", source=f"uniform, seed {i}")
         written.append(path)
     return written

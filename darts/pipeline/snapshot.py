@@ -3,8 +3,9 @@ search, retrained from scratch with the selection recipe and scored on held-out 
 
 A search records the genotype it would derive after every epoch in its ``history.jsonl``. For one
 search (space, order, seed), each epoch of ``pipeline.snapshot_epochs`` gives a cell that is
-trained by the selection's own trainer (``darts train <dataset> --split search``, params
-select_cnn / select_rnn, seed ``pipeline.select_seed``): one training code path, and a snapshot
+trained by the selection's own trainer (``darts.pipeline.select.selection_trainer``, the code path
+of ``darts train <dataset> --split search``; params select_cnn / select_rnn, seed
+``pipeline.select_seed``): one training code path, and a snapshot
 equal to a selection candidate shares its checkpoint key, so it resumes the finished run.
 
   OUT/e<epoch>/      a `darts train --split search` run directory, plus the snapshot's genotype.json
@@ -21,16 +22,15 @@ from darts.config import Params, section_dict
 from darts.errors import DartsError
 from darts.genotypes import Genotype, genotype_from_json
 from darts.io import write_json
-from darts.pipeline.plan import search_dir
-from darts.pipeline.select import DATASET, METRIC, SECTION, TrainFn, held_out_score
+from darts.pipeline.select import DATASET, METRIC, SECTION, TrainFn, held_out_score, selection_trainer
+from darts.recording import write_meta
+from darts.rundir import read_history, search_dir
 
 log = logging.getLogger(__name__)
 
 
 def snapshot_genotype(history: Path, epoch: int, space: str) -> Genotype:
     """The genotype the search derived after ``epoch`` (from 1), as its history recorded it."""
-    from darts.report.runs import read_history
-
     rows = read_history(history)
     row = next((r for r in rows if r["epoch"] == epoch), None)
     if row is None:
@@ -54,10 +54,10 @@ def snapshot_run_dir(out: Path, epoch: int) -> Path:
 
 
 def evaluate_snapshots(params: Params, space: str, order: str, seed: int, out: Path, runs_root: Path,
-                       train: TrainFn) -> dict[str, Any]:
-    """Retrain the snapshots of one search; write ``out/e<epoch>/`` and ``out/snapshots.json``."""
-    from darts.recording import write_meta
-
+                       train: TrainFn | None = None) -> dict[str, Any]:
+    """Retrain the snapshots of one search; write ``out/e<epoch>/`` and ``out/snapshots.json``.
+    ``train`` defaults to ``selection_trainer(params)``."""
+    train = train or selection_trainer(params)
     search = search_dir(runs_root, space, order, seed)
     history = search / "history.jsonl"
     epochs = params.pipeline.snapshot_epochs
@@ -69,10 +69,11 @@ def evaluate_snapshots(params: Params, space: str, order: str, seed: int, out: P
         genotype_file = run_dir / "genotype.json"
         genotype.save(genotype_file, name=f"{order}-s{seed}-e{epoch}", source=f"{history} epoch {epoch}")
         log.info("snapshot_eval %s %s-s%d: epoch %d (%d/%d)", space, order, seed, epoch, i, len(genotypes))
-        code = train(DATASET[space], genotype_file, params.pipeline.select_seed, run_dir)
-        if code != 0:
-            raise DartsError(f"snapshot_eval {space} {order}-s{seed}: training the epoch-{epoch} cell failed "
-                             f"(exit code {code})")
+        try:
+            train(DATASET[space], genotype_file, params.pipeline.select_seed, run_dir)
+        except DartsError as exc:
+            raise DartsError(f"snapshot_eval {space} {order}-s{seed}: training the epoch-{epoch} cell failed: "
+                             f"{exc}") from None
         snapshots.append({"epoch": epoch, "score": held_out_score(run_dir / "metrics.json", space),
                           "genotype_file": str(genotype_file)})
     record = {"space": space, "order": order, "seed": seed, "history": str(history), "metric": METRIC[space],

@@ -28,8 +28,9 @@ from darts.config import Compare  # noqa: E402
 from darts.errors import DartsError  # noqa: E402
 from darts.genotypes import CNN_PRIMITIVES, RNN_PRIMITIVES, CNNGenotype, Genotype, load_genotype  # noqa: E402
 from darts.io import atomic_path  # noqa: E402
-from darts.report.runs import Run, final_runs, read_history, search_runs, snapshot_runs  # noqa: E402
+from darts.report.runs import Run, final_runs, search_runs, snapshot_runs  # noqa: E402
 from darts.report.tables import METHOD_LABELS, SPECS, TableSpec  # noqa: E402
+from darts.rundir import CANDIDATES, GENOTYPE, HISTORY, META, read_history, run_dirs, select_root  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def search_progress_figure(runs_root: Path, space: str) -> plt.Figure | None:
         ylabel = "validation accuracy (%)" if space == "cnn" else "validation perplexity"
         source = "search network's own validation score (not retrained)"
         rows = [{**r.label, "epoch": h["epoch"], "value": h[metric]}
-                for r in searches for h in read_history(r.dir / "history.jsonl", ("epoch", metric))]
+                for r in searches for h in read_history(r.dir / HISTORY, ("epoch", metric))]
         scales = [r.scale for r in searches]
     frame = pd.DataFrame(rows)
     frame["seed"] = [f"seed {s}" for s in frame["seed"]]
@@ -116,7 +117,7 @@ def search_progress_figure(runs_root: Path, space: str) -> plt.Figure | None:
 
 def alpha_figure(search: Run, space: str, cell: str) -> plt.Figure:
     """softmax(alpha) of every edge and op over the epochs of one search, one panel per edge (node x input)."""
-    path = search.dir / "history.jsonl"
+    path = search.dir / HISTORY
     history = read_history(path, ("epoch", "alphas_softmax"))
     ops = PRIMITIVES[space]
     first, nodes = FIRST_NODE[space], NODES[space]
@@ -160,7 +161,7 @@ def collapse_figure(runs_root: Path, space: str) -> plt.Figure | None:
         return None
     rows = []
     for run in searches:
-        path = run.dir / "history.jsonl"
+        path = run.dir / HISTORY
         for h in read_history(path, ("epoch",)):
             rows.append({**run.label, "epoch": h["epoch"], "skips": _skip_count(h, space, path),
                          "eigenvalue": h.get("hessian_eigenvalue")})
@@ -330,10 +331,10 @@ def training_figure(runs_root: Path, spec: TableSpec) -> plt.Figure | None:
     rows, scales = [], []
     for method, runs in final_runs(runs_root, spec.stage).items():
         for run in runs:
-            if run.not_run or not (run.dir / "history.jsonl").is_file():
+            if run.not_run or not (run.dir / HISTORY).is_file():
                 continue
             scales.append(run.scale)
-            for h in read_history(run.dir / "history.jsonl", ("epoch",)):
+            for h in read_history(run.dir / HISTORY, ("epoch",)):
                 rows.append({"method": METHOD_LABELS.get(method, method), "run": str(run.dir.name), **h})
     if not rows:
         return None
@@ -465,13 +466,10 @@ def render_all(runs_root: Path, tables: dict[str, pd.DataFrame], out_dir: Path,
 
 def _cell_graphs(runs_root: Path, space: str, out_dir: Path) -> list[Path]:
     """The cells chosen by each selection (``runs/select_<space>/<method>/genotype.json``)."""
-    select_dir = runs_root / f"select_{space}"
     made = []
-    if not select_dir.is_dir():
-        return made
-    for method_dir in sorted(p for p in select_dir.iterdir() if (p / "genotype.json").is_file()):
-        genotype = load_genotype(method_dir / "genotype.json", space)
-        scales = [_meta_scale(c) for c in (method_dir / "candidates").glob("*/meta.json")]
+    for method_dir in (p for p in run_dirs(select_root(runs_root, space)) if (p / GENOTYPE).is_file()):
+        genotype = load_genotype(method_dir / GENOTYPE, space)
+        scales = [_meta_scale(c / META) for c in run_dirs(method_dir / CANDIDATES) if (c / META).is_file()]
         label = METHOD_LABELS.get(method_dir.name, method_dir.name)
         for cell in CELLS[space]:
             title = scaled_title(f"{label}: {cell} cell", scales or [None])

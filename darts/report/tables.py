@@ -21,8 +21,8 @@ from darts.errors import DartsError
 from darts.io import atomic_path, read_json
 from darts.report.paper import PAPER_CSV, load_paper, paper_costs, paper_wide
 from darts.report.runs import Run, final_runs, search_runs, selection
+from darts.rundir import MANIFEST, ORDERS
 
-ORDERS = ("first", "second")
 METHOD_LABELS = {
     "first": "DARTS (first order)",
     "second": "DARTS (second order)",
@@ -212,7 +212,7 @@ def our_row(spec: TableSpec, method: str, runs: list[Run], runs_root: Path, data
         row["mult_adds_m"] = _mean([r.metrics["mult_adds"] / 1e6 for r in done if "mult_adds" in r.metrics])
     for key in spec.sizes:
         row[key] = _single([r.metrics.get(key) for r in done])
-    row["data_subset"] = _data_subset(done, data_root / spec.dataset / "manifest.json")
+    row["data_subset"] = _data_subset(done, data_root / spec.dataset / MANIFEST)
 
     searches = search_runs(runs_root, spec.space, method) if method in ORDERS else []
     chosen = selection(runs_root, spec.space, method)
