@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from darts.config import TrainCNN
 from darts.genotypes import load_genotype
 from darts.spaces.cnn.eval_network import NetworkCIFAR, NetworkImageNet
-from darts.train import distributed as D
+from darts import distributed as D
 from darts.train.cnn import train_epoch
 
 EPOCH_IMAGES = {"cifar10": 50_000, "imagenet": 1_281_167}

@@ -1,33 +1,49 @@
-"""The `darts` command. Start-up stays light: each subcommand lives in darts/commands/<name>.py,
-which defines ``configure(parser)`` and ``run(args) -> int`` and imports torch only inside ``run``."""
+"""The `darts` command. Each subcommand lives in darts/commands/<name>.py, which defines
+``configure(parser)`` and ``run(args) -> int``; a command imports torch only inside ``run``, so
+start-up (and ``darts --help``) stays light."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
+from types import ModuleType
+
+from darts import __version__
+from darts.commands import (
+    compare,
+    data,
+    evaluate,
+    genotype,
+    info,
+    sample,
+    search,
+    select,
+    snapshot,
+    tabulate,
+    train,
+    workspace,
+)
+from darts.errors import DartsError
 
 # name -> (module, one-line help). Order is the order `darts --help` lists them.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("darts.commands.data", "fetch or copy a dataset, verify it, write its manifest"),
-    "search": ("darts.commands.search", "architecture search (first or second order): genotype, alphas, history"),
-    "train": ("darts.commands.train", "retrain a genotype from scratch (CIFAR-10, ImageNet, PTB, WikiText-2; selection runs)"),
-    "evaluate": ("darts.commands.evaluate", "error of saved weights (ours or the official release's)"),
-    "genotype": ("darts.commands.genotype", "show a genotype, convert official string <-> JSON, sample a random one"),
-    "info": ("darts.commands.info", "parameter count and multiply-adds of a genotype's evaluation network"),
-    "sample": ("darts.commands.sample", "sample the random-search baseline's cells uniformly from the space"),
-    "select": ("darts.commands.select", "choose the best cell of the searches (or random samples) by held-out score"),
-    "snapshot": ("darts.commands.snapshot", "retrain the cells a search derived at chosen epochs (Fig. 3's search progress)"),
-    "workspace": ("darts.commands.workspace", "the pipeline at one scale in its own folder (make smoke: smoke/)"),
-    "tabulate": ("darts.commands.tabulate", "the results tables beside the paper's, the figures and results/REPORT.md"),
-    "compare": ("darts.commands.compare", "diff results/ against the paper's tables; --strict fails on any miss"),
+COMMANDS: dict[str, tuple[ModuleType, str]] = {
+    "data": (data, "fetch or copy a dataset, verify it, write its manifest"),
+    "search": (search, "architecture search (first or second order): genotype, alphas, history"),
+    "train": (train, "retrain a genotype from scratch (CIFAR-10, ImageNet, PTB, WikiText-2; selection runs)"),
+    "evaluate": (evaluate, "error of saved weights (ours or the official release's)"),
+    "genotype": (genotype, "show a genotype, convert official string <-> JSON, sample a random one"),
+    "info": (info, "parameter count and multiply-adds of a genotype's evaluation network"),
+    "sample": (sample, "sample the random-search baseline's cells uniformly from the space"),
+    "select": (select, "choose the best cell of the searches (or random samples) by held-out score"),
+    "snapshot": (snapshot, "retrain the cells a search derived at chosen epochs (Fig. 3's search progress)"),
+    "workspace": (workspace, "the pipeline at one scale in its own folder (make smoke: smoke/)"),
+    "tabulate": (tabulate, "the results tables beside the paper's, the figures and results/REPORT.md"),
+    "compare": (compare, "diff results/ against the paper's tables; --strict fails on any miss"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from darts import __version__
-
     parser = argparse.ArgumentParser(
         prog="darts",
         description="DARTS (Liu et al., ICLR 2019): search, select, retrain, evaluate, tabulate.",
@@ -35,17 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"darts {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
+    for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
         module.configure(p)
-        p.set_defaults(_module=module_name)
+        p.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from darts.errors import DartsError
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -53,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        return int(args._run(args) or 0)
     except DartsError as exc:
         print(f"darts {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code

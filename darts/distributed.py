@@ -1,4 +1,5 @@
-"""One process or many, with the same training code.
+"""One process or many, with the same loop code: the process group, this process's place in it,
+and the collectives a loop needs. Shared infrastructure: training and search both import it.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) the process group is initialised from
 the environment, each process takes one GPU (``LOCAL_RANK``), the model is wrapped in
@@ -16,6 +17,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from darts.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,6 @@ def wrap_model(model: nn.Module, world: World, device: torch.device) -> nn.Modul
 
 def per_rank_batch(batch_size: int, world: World) -> int:
     """The params give the global batch (the paper's); each rank takes an equal share."""
-    from darts.errors import ConfigError
-
     if batch_size % world.size:
         raise ConfigError(f"batch_size {batch_size} is not divisible by the {world.size} processes of this run")
     return batch_size // world.size

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from darts.config import Runtime
+from darts.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ def setup(runtime: Runtime, seed: int) -> torch.device:
 
 
 def pick_device(choice: str) -> torch.device:
-    from darts.errors import ConfigError
 
     if choice == "cuda" and not torch.cuda.is_available():
         raise ConfigError("runtime.device is 'cuda' but no CUDA device is available")

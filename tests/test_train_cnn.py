@@ -27,7 +27,7 @@ from darts.io import read_json, read_jsonl
 from darts.spaces.cnn.eval_network import NetworkCIFAR, NetworkImageNet
 from darts.spaces.cnn.weights import load_official_state_dict
 from darts.train import cnn
-from darts.train import distributed as D
+from darts import distributed as D
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "params.yaml"
@@ -134,7 +134,7 @@ from darts.config import TrainCNN
 from darts.genotypes import load_genotype
 from darts.spaces.cnn.eval_network import NetworkCIFAR
 from darts.train import cnn
-from darts.train import distributed as D
+from darts import distributed as D
 torch.set_num_threads(1)
 torch.manual_seed(0)
 cfg = TrainCNN(layers=3, init_channels=4, batch_size=8, bf16=True, channels_last=True)

@@ -17,6 +17,8 @@ import json
 from pathlib import Path
 
 from darts.config import add_config_args, params_from_args
+from darts.genotypes import load_genotype
+from darts.io import write_json
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,21 +35,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from darts import runtime
-    from darts.commands.train import cifar10_root, imagenet_root
-    from darts.genotypes import load_genotype
-    from darts.io import write_json
+    from darts import distributed, runtime
     from darts.train import cnn
+    from darts.train.run import data_root
 
     params = params_from_args(args)
     task = cnn.Task(args.dataset)
     cfg = getattr(params, task.section)
     genotype = load_genotype(args.genotype, "cnn")
-    root = imagenet_root(args.imagenet_root, params) if task.dataset == "imagenet" else cifar10_root(args.data, params)
+    root = data_root(task.dataset, params, args.imagenet_root if task.dataset == "imagenet" else args.data)
     device = runtime.setup(params.runtime, seed=0)
     eval_set, num_classes, _ = cnn.load_eval_data(task, params, root)
     model = cnn.load_trained(task, cfg, genotype, num_classes, args.weights).to(device)
-    result = cnn.evaluate(model, eval_set, cfg, device, cnn.D.World(), params.runtime.num_workers)
+    result = cnn.evaluate(model, eval_set, cfg, device, distributed.World(), params.runtime.num_workers)
     summary = {
         "dataset": task.dataset,
         "weights": str(args.weights),

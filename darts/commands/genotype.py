@@ -14,10 +14,9 @@ import argparse
 import json
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from darts.genotypes import Genotype
+from darts.genotypes import Genotype, load_genotype, random_genotype
+from darts.io import write_text
 
 SPACES = ("cnn", "rnn")
 
@@ -43,8 +42,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from darts.genotypes import load_genotype, random_genotype
-
     if args.action == "random":
         genotype = random_genotype(args.space, random.Random(args.seed))
         extra = {"name": f"random_{args.space}-{args.seed}", "source": f"uniform, seed {args.seed}"}
@@ -62,8 +59,6 @@ def run(args: argparse.Namespace) -> int:
     if to == "official":
         text = genotype.to_official_string() + "\n"
         if args.out:
-            from darts.io import write_text
-
             write_text(args.out, text)
         else:
             print(text, end="")

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from darts.config import add_config_args, params_from_args
+from darts.pipeline.random_baseline import sample
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from darts.pipeline.random_baseline import sample
-
     params = params_from_args(args)
     count = params.pipeline.random_cnn_samples if args.space == "cnn" else params.pipeline.random_rnn_samples
     paths = sample(args.space, count, args.out)

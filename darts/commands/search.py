@@ -5,33 +5,32 @@ meta.json into DIR; resumes from its checkpoint when rerun with the same configu
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
 from darts.config import add_config_args, params_from_args
+from darts.rundir import ORDERS
 
-# space -> (module with `search(params, seed, out, data_root) -> metrics`, dataset folder under data.root)
-SPACES: dict[str, tuple[str, str]] = {
-    "cnn": ("darts.search.cnn", "cifar10"),
-    "rnn": ("darts.search.rnn", "ptb"),
-}
+# space -> its dataset folder under data.root
+SPACES: dict[str, str] = {"cnn": "cifar10", "rnn": "ptb"}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", choices=sorted(SPACES), help="search space")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True, help="run directory")
-    parser.add_argument("--order", choices=("first", "second"),
+    parser.add_argument("--order", choices=ORDERS,
                         help="first or second order (default: the params section's `order`, second)")
     parser.add_argument("--data", type=Path, help="dataset folder (default: <data.root>/cifar10 or /ptb)")
     add_config_args(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    module, dataset = SPACES[args.space]
+    from darts.search import cnn, rnn  # torch: imported only when a search runs
+
     if args.order:
         args.overrides = [*args.overrides, f"search_{args.space}.order={args.order}"]
     params = params_from_args(args)
-    data_root = args.data or Path(params.data.root) / dataset
-    importlib.import_module(module).search(params, args.seed, args.out, data_root)
+    data_root = args.data or Path(params.data.root) / SPACES[args.space]
+    search = {"cnn": cnn.search, "rnn": rnn.search}[args.space]
+    search(params, args.seed, args.out, data_root)
     return 0

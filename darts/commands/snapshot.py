@@ -15,12 +15,13 @@ import argparse
 from pathlib import Path
 
 from darts.config import add_config_args, params_from_args
+from darts.rundir import ORDERS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage examples' lines
     parser.add_argument("space", choices=("cnn", "rnn"))
-    parser.add_argument("--order", choices=("first", "second"), required=True, help="the search's order")
+    parser.add_argument("--order", choices=ORDERS, required=True, help="the search's order")
     parser.add_argument("--seed", type=int, required=True, help="the search's seed")
     parser.add_argument("--out", type=Path, required=True, help="the output directory of this search's snapshots")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="the runs/ tree holding the search")
@@ -28,11 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from darts.commands.select import config_argv
-    from darts.pipeline.select import cli_trainer
     from darts.pipeline.snapshot import evaluate_snapshots
 
-    params = params_from_args(args)
-    evaluate_snapshots(params, args.space, args.order, args.seed, args.out, args.runs,
-                       cli_trainer(config_argv(args)))
+    evaluate_snapshots(params_from_args(args), args.space, args.order, args.seed, args.out, args.runs)
     return 0

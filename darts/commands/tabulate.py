@@ -17,6 +17,7 @@ from pathlib import Path
 
 from darts.config import add_config_args, params_from_args
 from darts.errors import DartsError
+from darts.io import write_text
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from darts.io import write_text
     from darts.report.figures import pdf_dir, render_all
     from darts.report.headline import headline_metrics, write_headline
     from darts.report.report import build_report

@@ -19,23 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from darts.config import Params, add_config_args, params_from_args
+from darts.config import add_config_args, params_from_args
 from darts.errors import DartsError
+from darts.genotypes import load_genotype
+from darts.io import write_json
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Trainer:
-    """One ``darts train DATASET``: its own options and its runner.
-
-    ``configure`` must not import torch (``darts --help`` stays fast); ``run`` receives the parsed
-    arguments and the merged params and returns the exit code. Other spaces register here.
-    """
+    """One ``darts train DATASET``: its help line and its own options (``configure`` must not import
+    torch, so ``darts --help`` stays fast). Training itself is ``darts.train.run.train_genotype``."""
 
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace, Params], int]
 
 
 def add_split_option(parser: argparse.ArgumentParser, section: str) -> None:
@@ -63,50 +61,6 @@ def _configure_imagenet(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_cnn(args: argparse.Namespace, params: Params) -> int:
-    from darts.genotypes import load_genotype
-    from darts.train import cnn
-
-    task = cnn.Task(args.dataset, getattr(args, "split", "full"))
-    genotype = load_genotype(args.genotype, "cnn")
-    if task.dataset == "imagenet":
-        root = _imagenet_root_or_skip(args, params)
-        if root is None:
-            return 0
-    else:
-        root = cifar10_root(args.data, params)
-    cnn.train(task, params, genotype, args.seed, args.out, root)
-    return 0
-
-
-def cifar10_root(explicit: Path | None, params: Params) -> Path:
-    return explicit if explicit is not None else Path(params.data.root) / "cifar10"
-
-
-def imagenet_root(explicit: Path | None, params: Params) -> Path:
-    """The ImageNet root to use; the data module's helpful DartsError when there is none."""
-    from darts.data import imagenet
-
-    root = imagenet.resolve_root(explicit, params)
-    if not (root / "train").is_dir():
-        raise DartsError(f"no ImageNet data at {root} (no train/ folder): {imagenet.MISSING_HELP}")
-    return root
-
-
-def _imagenet_root_or_skip(args: argparse.Namespace, params: Params) -> Path | None:
-    """The root, or None after recording the stage as not run (``--if-missing skip`` at smoke scale)."""
-    try:
-        return imagenet_root(args.imagenet_root, params)
-    except DartsError as exc:
-        if args.if_missing != "skip" or params.scale != "smoke":
-            raise
-        from darts.io import write_json
-
-        log.warning("recording the stage as not run: %s", exc)
-        write_json(Path(args.out) / "metrics.json", {"status": "not_run", "reason": "no ImageNet data"})
-        return None
-
-
 def _configure_lm(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, help="the corpus folder (train.txt, valid.txt, test.txt) "
                                                   "`darts data` wrote (default: <data.root>/<dataset>)")
@@ -121,23 +75,13 @@ def _configure_ptb(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_lm(args: argparse.Namespace, params: Params) -> int:
-    from darts.genotypes import load_genotype
-    from darts.train import lm
-
-    task = lm.Task(args.dataset, getattr(args, "split", "full"))
-    data = args.data if args.data is not None else Path(params.data.root) / args.dataset
-    lm.train(task, params, load_genotype(args.genotype, "rnn"), args.seed, args.out, data)
-    return 0
-
-
 TRAINERS: dict[str, Trainer] = {
     "cifar10": Trainer("CIFAR-10: final evaluation (App. A.2.1) or a selection run (--split search)",
-                       _configure_cifar10, _run_cnn),
-    "imagenet": Trainer("ImageNet, mobile setting (App. A.2.3): top-1/top-5 error", _configure_imagenet, _run_cnn),
+                       _configure_cifar10),
+    "imagenet": Trainer("ImageNet, mobile setting (App. A.2.3): top-1/top-5 error", _configure_imagenet),
     "ptb": Trainer("Penn Treebank (App. A.2.2): valid/test perplexity, or a selection run (--split search)",
-                   _configure_ptb, _run_lm),
-    "wikitext2": Trainer("WikiText-2 transfer (App. A.2.4): valid/test perplexity", _configure_lm, _run_lm),
+                   _configure_ptb),
+    "wikitext2": Trainer("WikiText-2 transfer (App. A.2.4): valid/test perplexity", _configure_lm),
 }
 
 
@@ -155,4 +99,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return TRAINERS[args.dataset].run(args, params_from_args(args))
+    from darts.train.run import SPACE, data_root, train_genotype
+
+    params = params_from_args(args)
+    genotype = load_genotype(args.genotype, SPACE[args.dataset])
+    if args.dataset == "imagenet":
+        try:
+            data = data_root("imagenet", params, args.imagenet_root)
+        except DartsError as exc:
+            if args.if_missing != "skip" or params.scale != "smoke":
+                raise
+            log.warning("recording the stage as not run: %s", exc)
+            write_json(Path(args.out) / "metrics.json", {"status": "not_run", "reason": "no ImageNet data"})
+            return 0
+    else:
+        data = args.data
+    train_genotype(args.dataset, params, genotype, args.seed, args.out, split=getattr(args, "split", "full"), data=data)
+    return 0

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from darts.config import SCALES
+from darts.pipeline.workspace import sync
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from darts.pipeline.workspace import sync
-
     changed = sync(args.project, args.dir, args.scale)
     log.info("workspace %s at scale %s: %s", args.dir, args.scale,
              f"{len(changed)} files updated" if changed else "up to date")

@@ -66,11 +66,6 @@ def train_transform(cutout: int = 0) -> v2.Compose:
     return v2.Compose(steps)
 
 
-def search_transform() -> v2.Compose:
-    """The search's augmentation, for both halves (the official code): no cutout."""
-    return train_transform(cutout=0)
-
-
 def eval_transform() -> v2.Compose:
     return v2.Compose(_to_normalised())
 
@@ -106,9 +101,10 @@ def eval_dataset(images: np.ndarray, labels: np.ndarray, *, limit: int | None = 
     return CifarImages(*_capped(images, labels, limit), eval_transform())
 
 
-def search_datasets(root: str | Path, train_portion: float, train_images: int | None = None
+def search_datasets(root: str | Path, train_portion: float, train_images: int | None = None, cutout: int = 0
                     ) -> tuple[CifarImages, CifarImages]:
-    """The two halves of the search split (weights, architecture), both with the search augmentation.
+    """The two halves of the search split (weights, architecture), both with the training augmentation
+    (the official train_search.py: cutout only with its --cutout flag, off by default; params search_cnn.cutout).
 
     ``train_images`` caps the images used in all: each half is capped class-balanced at its share.
     """
@@ -118,8 +114,8 @@ def search_datasets(root: str | Path, train_portion: float, train_images: int | 
     if train_images is not None:
         weights_cap = max(1, int(np.floor(train_portion * train_images)))
         arch_cap = max(1, train_images - weights_cap)
-    return (CifarImages(*_capped(images[weights_idx], labels[weights_idx], weights_cap), search_transform()),
-            CifarImages(*_capped(images[arch_idx], labels[arch_idx], arch_cap), search_transform()))
+    return (CifarImages(*_capped(images[weights_idx], labels[weights_idx], weights_cap), train_transform(cutout)),
+            CifarImages(*_capped(images[arch_idx], labels[arch_idx], arch_cap), train_transform(cutout)))
 
 
 def manifest_summary(root: str | Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from darts.data.registry import IMAGENET_HELP
 from darts.errors import DartsError
 
 # ---- CIFAR-10: the official python pickles --------------------------------------------------------
@@ -154,8 +155,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 
 
 def imagefolder_split(root: str | Path, split: str) -> Path:
-    from darts.data.registry import IMAGENET_HELP
-
     folder = Path(root) / split
     if not folder.is_dir():
         raise DartsError(f"{folder}: not found; an ImageNet root needs train/<wnid>/ and val/<wnid>/. {IMAGENET_HELP}")

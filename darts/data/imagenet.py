@@ -84,3 +84,11 @@ def resolve_root(explicit: str | Path | None, params: Any) -> Path:
     if manifest.path(recorded).exists():
         return Path(manifest.read(recorded)["root"])
     raise DartsError(f"no ImageNet data: {IMAGENET_HELP}")
+
+
+def require_root(explicit: str | Path | None, params: Any) -> Path:
+    """``resolve_root``, which must hold ``train/``; otherwise the helpful error naming the root."""
+    root = resolve_root(explicit, params)
+    if not (root / "train").is_dir():
+        raise DartsError(f"no ImageNet data at {root} (no train/ folder): {IMAGENET_HELP}")
+    return root

@@ -24,6 +24,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from darts.data import registry
+from darts.data.formats import DESCRIBE
 from darts.errors import DartsError
 from darts.io import read_json, write_json
 
@@ -39,10 +41,7 @@ def path(folder: str | Path) -> Path:
 
 
 def write(folder: str | Path, manifest: dict[str, Any]) -> None:
-    from darts.data.fetch import make_readable
-
     write_json(path(folder), manifest)
-    make_readable(path(folder))
 
 
 def read(folder: str | Path) -> dict[str, Any]:
@@ -80,15 +79,11 @@ def folder_summary(dataset: str, folder: str | Path) -> dict[str, Any]:
     if path(folder).exists():
         return summary(folder)
     log.warning("%s has no %s (not installed by `darts data`): describing its files unverified", folder, FILENAME)
-    from darts.data.formats import DESCRIBE
-
     return described_summary(dataset, DESCRIBE[dataset](Path(folder)))
 
 
 def described_summary(dataset: str, counts: dict[str, Any]) -> dict[str, Any]:
     """A summary from counts alone: "full" when they equal the official ones (no checksums seen)."""
-    from darts.data import registry
-
     spec = registry.get(dataset)
     full = counts["splits"] == dict(spec.splits) and counts.get("classes") == spec.classes \
         and counts.get("vocab_size") == spec.vocab_size

@@ -7,13 +7,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from darts.genotypes import random_genotype
+
 from darts.rundir import GENOTYPE, sample_name
 
 
 def sample(space: str, count: int, out: Path) -> list[Path]:
     """Write ``out/sample<i>/genotype.json`` for i < count; sample i is drawn with seed i."""
-    from darts.genotypes import random_genotype
-
     written = []
     for i in range(count):
         path = out / sample_name(i) / GENOTYPE

@@ -1,11 +1,12 @@
 """Best-of-N selection (Sect. 3.2): train each candidate cell from scratch with the short
 selection schedule and keep the one with the best held-out score.
 
-Each candidate is trained by ``darts train <dataset> --split search``, the very code path of the
-final training stages with the selection params (``select_cnn``: 100 epochs on CIFAR-10's search
-split, scored on its held-out half; ``select_rnn``: 300 epochs on PTB, scored on validation
-perplexity). The held-out score is all that is read back; a candidate whose metrics mention the
-test set fails the selection, because the test set must not be seen before the final stages.
+Each candidate is trained by ``darts.train.run.train_genotype(..., split="search")``, the code path
+of ``darts train <dataset> --split search`` and of the final training stages, with the selection
+params (``select_cnn``: 100 epochs on CIFAR-10's search split, scored on its held-out half;
+``select_rnn``: 300 epochs on PTB, scored on validation perplexity). The held-out score is all that
+is read back; a candidate whose metrics mention the test set fails the selection, because the test
+set must not be seen before the final stages.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from darts.config import Params, section_dict
 from darts.errors import DartsError
+from darts.genotypes import load_genotype
 from darts.io import read_json, write_json
-from darts.pipeline.plan import ORDERS, candidate_dirs
+from darts.pipeline.plan import candidate_dirs
+from darts.recording import write_meta
+from darts.rundir import ORDERS, RANDOM
+from darts.train.run import SPACE, train_genotype
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +32,8 @@ METRIC: dict[str, str] = {"cnn": "valid_error", "rnn": "valid_ppl"}
 DATASET: dict[str, str] = {"cnn": "cifar10", "rnn": "ptb"}
 SECTION: dict[str, str] = {"cnn": "select_cnn", "rnn": "select_rnn"}
 
-# Runs one candidate's training: (dataset, genotype file, seed, output dir) -> exit code.
-TrainFn = Callable[[str, Path, int, Path], int]
+# Trains one candidate: (dataset, genotype file, seed, output dir); writes the run dir's metrics.json.
+TrainFn = Callable[[str, Path, int, Path], None]
 
 
 @dataclass(frozen=True)
@@ -75,14 +80,12 @@ def select(
     method: str,
     out: Path,
     runs_root: Path,
-    train: TrainFn,
+    train: TrainFn | None = None,
 ) -> dict[str, Any]:
-    """Select for one method and write ``selected.json``, ``genotype.json`` and ``meta.json`` into ``out``."""
-    from darts.genotypes import load_genotype
-    from darts.recording import write_meta
-
+    """Select for one method and write ``selected.json``, ``genotype.json`` and ``meta.json`` into ``out``.
+    ``train`` defaults to ``selection_trainer(params)``."""
     out.mkdir(parents=True, exist_ok=True)
-    record = _train_and_choose(params, space, method, out, runs_root, train)
+    record = _train_and_choose(params, space, method, out, runs_root, train or selection_trainer(params))
     chosen = next(c for c in record["candidates"] if c["name"] == record["chosen"])
     load_genotype(chosen["genotype_file"], space).save(
         out / "genotype.json", name=f"{method}:{record['chosen']}", source=chosen["genotype_file"])
@@ -94,16 +97,17 @@ def select(
 
 def _train_and_choose(params: Params, space: str, method: str, out: Path, runs_root: Path,
                       train: TrainFn) -> dict[str, Any]:
-    if method not in (*ORDERS, "random"):
+    if method not in (*ORDERS, RANDOM):
         raise DartsError(f"select {space}: unknown method {method!r}")
     pool = candidates(params, space, method, runs_root)
     scores: dict[str, float] = {}
     for i, cand in enumerate(pool, 1):
         run_dir = out / "candidates" / cand.name
         log.info("select %s %s: candidate %d/%d %s", space, method, i, len(pool), cand.name)
-        code = train(DATASET[space], cand.genotype_file, params.pipeline.select_seed, run_dir)
-        if code != 0:
-            raise DartsError(f"select {space} {method}: training candidate {cand.name} failed (exit code {code})")
+        try:
+            train(DATASET[space], cand.genotype_file, params.pipeline.select_seed, run_dir)
+        except DartsError as exc:
+            raise DartsError(f"select {space} {method}: training candidate {cand.name} failed: {exc}") from None
         scores[cand.name] = held_out_score(run_dir / "metrics.json", space)
     return {
         "method": method,
@@ -114,12 +118,11 @@ def _train_and_choose(params: Params, space: str, method: str, out: Path, runs_r
     }
 
 
-def cli_trainer(config_argv: Sequence[str]) -> TrainFn:
-    """Train a candidate exactly as ``darts train DATASET --split search`` would."""
-    from darts.cli import main
+def selection_trainer(params: Params) -> TrainFn:
+    """Train a candidate as ``darts train DATASET --split search`` does, with these params."""
 
-    def train(dataset: str, genotype: Path, seed: int, out: Path) -> int:
-        return main(["train", dataset, "--split", "search", "--genotype", str(genotype),
-                     "--seed", str(seed), "--out", str(out), *config_argv])
+    def train(dataset: str, genotype_file: Path, seed: int, out: Path) -> None:
+        genotype = load_genotype(genotype_file, SPACE[dataset])
+        train_genotype(dataset, params, genotype, seed, out, split="search")
 
     return train

@@ -45,7 +45,7 @@ class SearchData:
 
 
 def load_search_data(cfg: SearchCNN, root: str | Path) -> SearchData:
-    weights, arch = cifar.search_datasets(root, cfg.train_portion, cfg.train_images)
+    weights, arch = cifar.search_datasets(root, cfg.train_portion, cfg.train_images, cfg.cutout)
     held_out = copy.copy(arch)
     held_out.transform = cifar.eval_transform()
     return SearchData(weights, arch, held_out, cifar.manifest_summary(root))

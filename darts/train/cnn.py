@@ -28,7 +28,7 @@ from darts.data import loading
 from darts.errors import DartsError
 from darts.io import atomic_path, write_json
 from darts.recording import Recorder, device_cost, write_meta
-from darts.train import distributed as D
+from darts import distributed as D
 
 if TYPE_CHECKING:
     from darts.genotypes import CNNGenotype

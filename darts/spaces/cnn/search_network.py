@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from darts.genotypes import CNNGenotype, derive_cnn
+from darts.genotypes import CNN_STEPS, CNNGenotype, derive_cnn
 from darts.spaces.cnn.operations import (
     OPS, PRIMITIVES, DilConv, FactorizedReduce, ReLUConvBN, SepConv, Zero, reduction_indices,
 )
@@ -104,8 +104,8 @@ class SearchNetwork(nn.Module):
         C: int,
         num_classes: int,
         layers: int,
-        steps: int = 4,
-        multiplier: int = 4,
+        steps: int = CNN_STEPS,
+        multiplier: int = CNN_STEPS,
         stem_multiplier: int = 3,
         alpha_init: Literal["randn", "zeros"] = "randn",
         alpha_init_scale: float = 1e-3,

@@ -21,9 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from darts.genotypes import RNN_PRIMITIVES
+from darts.genotypes import RNN_STEPS as STEPS  # the cell's nodes: one home, beside the genotype
 from darts.spaces.rnn.dropout import dropout_mask
 
-STEPS = 8
 INIT_RANGE = 0.04  # uniform init of W0, W_i and the embedding (tied decoder): the official INITRANGE
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
