@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from darts.errors import DartsError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -44,8 +46,6 @@ def write_jsonl(path: str | Path, rows: list[dict]) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    from darts.errors import DartsError
-
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
