@@ -20,6 +20,7 @@ CONFIGS = [("first", "finite_difference"), ("second", "finite_difference"), ("se
 # The official RNN search step (quark0/darts rnn/, modern torch) on this 2-core machine, batch 16, BPTT 35 (issue 5).
 OFFICIAL_SECONDS = {"first": (1.4, 1.6), "second": (3.1, 3.7)}
 VOCAB, BPTT = 10_000, 35
+PARAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "params.yaml")
 
 
 def _window(batch: int, hidden):
@@ -35,12 +36,12 @@ def search_step_seconds(order: str, hessian: str, batch: int, steps: int) -> dic
     import torch
     from torch import nn
 
-    from darts.config import SearchRNN
+    from darts.config import load_section
     from darts.search.rnn import LMBatch, build_architect, build_search_model
     from darts.spaces.rnn.model import lm_loss
 
     torch.manual_seed(0)
-    cfg = SearchRNN(order=order, hessian=hessian)
+    cfg = load_section("search_rnn", PARAMS, order=order, hessian=hessian)
     model = build_search_model(cfg, VOCAB).train()
     architect = build_architect(model, cfg)
     weights = model.weight_parameters()
@@ -75,13 +76,13 @@ def eval_step_seconds(batch: int, steps: int) -> dict:
     import torch
     from torch import nn
 
-    from darts.config import TrainRNN
+    from darts.config import load_section
     from darts.genotypes import PUBLISHED
     from darts.spaces.rnn.model import build_eval_model, lm_loss
     from darts.train.lm import dropouts
 
     torch.manual_seed(0)
-    cfg = TrainRNN()
+    cfg = load_section("train_ptb", PARAMS)
     model = build_eval_model(VOCAB, cfg.emsize, cfg.nhid, PUBLISHED["rnn"]["DARTS_V2"], dropouts(cfg)).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     hidden = model.init_hidden(batch)

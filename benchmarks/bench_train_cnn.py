@@ -23,24 +23,25 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from darts.config import TrainCNN
+from darts.config import load_section
 from darts.genotypes import load_genotype
 from darts.spaces.cnn.eval_network import NetworkCIFAR, NetworkImageNet
 from darts import distributed as D
 from darts.train.cnn import train_epoch
 
 EPOCH_IMAGES = {"cifar10": 50_000, "imagenet": 1_281_167}
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
 def images_per_second(dataset: str, batch: int, steps: int, warmup: int, device: torch.device,
                       bf16: bool = False, channels_last: bool = False) -> float:
     genotype = load_genotype("DARTS_V2", "cnn")
     if dataset == "cifar10":
-        cfg = TrainCNN(batch_size=batch, bf16=bf16, channels_last=channels_last)
+        cfg = load_section("train_cifar10", PARAMS, batch_size=batch, bf16=bf16, channels_last=channels_last)
         model, size, classes = NetworkCIFAR(36, 10, 20, True, genotype), 32, 10
     else:
-        cfg = TrainCNN(layers=14, init_channels=48, batch_size=batch, bf16=bf16, channels_last=channels_last,
-                       label_smoothing=0.1)
+        cfg = load_section("train_cifar10", PARAMS, layers=14, init_channels=48, batch_size=batch, bf16=bf16,
+                           channels_last=channels_last, label_smoothing=0.1)
         model, size, classes = NetworkImageNet(48, 1000, 14, True, genotype), 224, 1000
     model = model.to(device)
     if channels_last:

@@ -4,20 +4,30 @@ Precedence, lowest first: the file's main tree (paper scale), the ``smoke:`` ove
 active scale is ``smoke``, then ``--set key.path=value`` overrides. The scale is the file's
 ``scale:`` (``paper`` in the project's params.yaml; ``smoke`` in a workspace that ``darts workspace``
 resolved), or ``--scale`` for one command.
-The merged tree is validated by the pydantic models below; any problem raises ``ConfigError``,
-which the CLI turns into exit code 2 with a message naming the file, the key and the value.
+The merged tree is validated by the pydantic models below, and so is the file's main tree on its
+own (a bad value there is an error at every scale); any problem raises ``ConfigError``, which the
+CLI turns into exit code 2 with a message naming the file (or --set), the key and the value.
+
+Values live in params.yaml only: the models hold types and bounds (strict: ``true`` is no int), no
+defaults, so a key missing from the file is an error, and one changed there changes the run. The
+bounds include what the code downstream needs (token counts per batch, BatchNorm's two images,
+the cells that reduce), so a value that would crash a run minutes in fails before any work.
+A key repeated in one mapping of the file is an error naming its line.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, NamedTuple, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from darts.errors import ConfigError
 
@@ -26,30 +36,59 @@ SCALES = ("paper", "smoke")
 
 
 class Section(BaseModel):
-    """Base of every params section: unknown keys are errors, assignments are validated."""
+    """Base of every params section: unknown keys are errors, assignments are validated, types are
+    strict (``true`` is not an int, ``"3"`` not a number; an int is a valid float).
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    No field that params.yaml holds has a default here: the schema keeps types and bounds, the file
+    keeps the values (one place to change one). A missing key is an error naming it.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, strict=True)
 
 
-PosInt = Field(gt=0)
-NonNegFloat = Field(ge=0.0)
-Prob = Field(ge=0.0, lt=1.0)
+SEED_BOUND = 2**63
+"""Seeds lie in [0, 2**63): ``darts.data.loading.derive_seed`` packs them as signed 64-bit ints."""
+
+Seed = Annotated[int, Field(ge=0, lt=SEED_BOUND)]
+
+
+def _list_to_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+Betas = Annotated[tuple[float, float], BeforeValidator(_list_to_tuple)]  # YAML has lists, not tuples
+
+
+class TokenStream(NamedTuple):
+    """A token stream a language-model section cuts into columns (see ``LanguageModel._token_streams``)."""
+
+    key: str             # the params key that caps it
+    what: str
+    tokens: Optional[int]
+    batch_key: str
+    batch: int
+    rows: int            # the least rows (tokens // batch) the code that reads it works with
+
+
+def _fail(key: str, message: str) -> None:
+    """A section check's error: ``key`` is the field (the formatter prefixes the section)."""
+    raise ValueError(f"{key}: {message}")
 
 
 class Runtime(Section):
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int = Field(0, ge=0, description="torch intra-op threads; 0 keeps torch's default")
-    deterministic: bool = False
-    num_workers: int = Field(4, ge=0, description="DataLoader worker processes")
-    checkpoint_dir: str = Field(".darts/checkpoints", description="resumable state, outside every engine's outputs")
-    progress: bool = True
+    device: Literal["auto", "cpu", "cuda"]
+    threads: int = Field(ge=0, description="torch intra-op threads; 0 keeps torch's default")
+    deterministic: bool
+    num_workers: int = Field(ge=0, description="DataLoader worker processes")
+    checkpoint_dir: str = Field(description="resumable state, outside every engine's outputs")
+    progress: bool
 
 
 class Data(Section):
-    root: str = "data"
-    mirror: Optional[str] = None
-    imagenet_root: Optional[str] = None
-    download_timeout: float = Field(60.0, gt=0)
+    root: str
+    mirror: Optional[str]
+    imagenet_root: Optional[str]
+    download_timeout: float = Field(gt=0)
 
 
 Order = Literal["first", "second"]
@@ -61,24 +100,24 @@ RNNCell = Literal["DARTS_V1", "DARTS_V2", "ENAS"]
 class Pipeline(Section):
     """The stage instances that exist: dvc.yaml's foreach/matrix expand exactly these lists."""
 
-    seeds: list[int] = Field([0, 1, 2, 3], min_length=1)
-    cnn_orders: list[Order] = ["first", "second"]
-    rnn_orders: list[Order] = ["first", "second"]
-    cnn_methods: list[Method] = ["first", "second", "random"]
-    rnn_methods: list[Method] = ["first", "second", "random"]
-    imagenet_methods: list[Method] = ["second"]
-    wikitext2_methods: list[Method] = ["second"]
-    cifar10_runs: list[int] = Field(list(range(10)), min_length=1, description="run ids (and seeds) of the final CIFAR-10 runs")
-    select_seed: int = Field(0, ge=0, description="the seed every selection candidate trains with")
-    random_cnn_samples: int = Field(24, gt=0)
-    random_rnn_samples: int = Field(8, gt=0)
-    published_cifar10: list[CNNCell] = []
-    published_imagenet: list[CNNCell] = []
-    published_ptb: list[RNNCell] = []
-    published_wikitext2: list[RNNCell] = []
-    snapshot_seeds: list[int] = Field([], description="searches whose Fig. 3 snapshots are retrained; [] = off")
-    snapshot_epochs: list[int] = Field([10, 20, 30, 40, 50], min_length=1,
-                                       description="search epochs whose derived cell snapshot_eval retrains")
+    seeds: list[Seed] = Field(min_length=1)
+    cnn_orders: list[Order]
+    rnn_orders: list[Order]
+    cnn_methods: list[Method]
+    rnn_methods: list[Method]
+    imagenet_methods: list[Method]
+    wikitext2_methods: list[Method]
+    cifar10_runs: list[Seed] = Field(min_length=1, description="run ids (and seeds) of the final CIFAR-10 runs")
+    select_seed: Seed = Field(description="the seed every selection candidate trains with")
+    random_cnn_samples: int = Field(gt=0)
+    random_rnn_samples: int = Field(gt=0)
+    published_cifar10: list[CNNCell]
+    published_imagenet: list[CNNCell]
+    published_ptb: list[RNNCell]
+    published_wikitext2: list[RNNCell]
+    snapshot_seeds: list[Seed] = Field(description="searches whose Fig. 3 snapshots are retrained; [] = off")
+    snapshot_epochs: list[Annotated[int, Field(gt=0)]] = Field(
+        min_length=1, description="search epochs whose derived cell snapshot_eval retrains")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Pipeline":
@@ -102,16 +141,18 @@ class Pipeline(Section):
 
 
 class ArchOptim(Section):
+    """The architecture optimiser of a search (Adam on the alphas) and the bilevel step's options."""
+
     arch_lr: float = Field(gt=0)
-    arch_betas: tuple[float, float]
+    arch_betas: Betas
     arch_weight_decay: float = Field(ge=0)
-    alpha_init: Literal["randn", "zeros"] = "randn"
-    alpha_init_scale: float = Field(1e-3, ge=0)
-    order: Literal["first", "second"] = "second"
-    hessian: Literal["finite_difference", "exact"] = "finite_difference"
-    fd_epsilon: float = Field(0.01, gt=0)
-    eigenvalue_every: int = Field(0, ge=0, description="epochs between Hessian-eigenvalue diagnostics; 0 = off")
-    eigenvalue_iterations: int = Field(5, gt=0)
+    alpha_init: Literal["randn", "zeros"]
+    alpha_init_scale: float = Field(ge=0)
+    order: Order
+    hessian: Literal["finite_difference", "exact"]
+    fd_epsilon: float = Field(gt=0)
+    eigenvalue_every: int = Field(ge=0, description="epochs between Hessian-eigenvalue diagnostics; 0 = off")
+    eigenvalue_iterations: int = Field(gt=0)
 
     @field_validator("arch_betas")
     @classmethod
@@ -121,138 +162,197 @@ class ArchOptim(Section):
         return v
 
 
-class SearchCNN(ArchOptim):
-    layers: int = Field(8, gt=0)
-    init_channels: int = Field(16, gt=0)
-    epochs: int = Field(50, gt=0)
-    batch_size: int = Field(64, gt=0)
-    train_portion: float = Field(0.5, gt=0, lt=1)
-    lr: float = Field(0.025, gt=0)
-    lr_min: float = Field(0.001, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(3e-4, ge=0)
-    grad_clip: float = Field(5.0, gt=0)
-    cutout: int = Field(0, ge=0)
-    train_images: Optional[int] = Field(None, gt=0, description="cap on the training images used (smoke)")
+class ConvNet(Section):
+    """What a CNN search and a CNN retraining share: the network's size and the SGD recipe."""
+
+    layers: int = Field(ge=3, description=(
+        "cells; the two reduction cells sit at layers//3 and 2*layers//3, so 3 is the least that keeps them "
+        "apart with a normal cell before them (1 puts both in one cell: the auxiliary tower's 8x8 input is "
+        "16x16, a shape error; 2 has no normal cell, whose alphas and genotype would then go unused)"))
+    init_channels: int = Field(gt=0)
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    lr_min: float = Field(ge=0)
+    momentum: float = Field(ge=0, lt=1)
+    weight_decay: float = Field(ge=0)
+    grad_clip: float = Field(gt=0)
+    cutout: int = Field(ge=0)
+    train_images: Optional[int] = Field(gt=0, description="cap on the training images used (smoke); null = all")
+
+
+class SearchCNN(ConvNet, ArchOptim):
+    train_portion: float = Field(gt=0, lt=1)
     track_running_stats: bool = Field(
-        True, description="BatchNorm running averages for the validation pass (code); False: batch statistics always (paper)")
+        description="BatchNorm running averages for the validation pass (code); False: batch statistics always (paper)")
     memory_format: Literal["auto", "channels_last", "contiguous"] = Field(
-        "auto", description="tensor layout; auto: channels_last on the CPU (faster there), contiguous on CUDA")
-    arch_lr: float = Field(3e-4, gt=0)
-    arch_betas: tuple[float, float] = (0.5, 0.999)
-    arch_weight_decay: float = Field(1e-3, ge=0)
+        description="tensor layout; auto: channels_last on the CPU (faster there), contiguous on CUDA")
 
 
-class SearchRNN(ArchOptim):
-    emsize: int = Field(300, gt=0)
-    nhid: int = Field(300, gt=0)
-    epochs: int = Field(50, gt=0)
-    batch_size: int = Field(256, gt=0)
-    eval_batch_size: int = Field(10, gt=0)
-    bptt: int = Field(35, gt=0)
-    max_seq_len_delta: int = Field(20, ge=0)
-    lr: float = Field(20.0, gt=0)
-    weight_decay: float = Field(5e-7, ge=0)
-    dropout: float = Field(0.75, ge=0, lt=1)
-    dropouth: float = Field(0.25, ge=0, lt=1)
-    dropoutx: float = Field(0.75, ge=0, lt=1)
-    dropouti: float = Field(0.2, ge=0, lt=1)
-    dropoute: float = Field(0.0, ge=0, lt=1)
-    grad_clip: float = Field(0.25, gt=0)
-    ar_alpha: float = Field(0.0, ge=0)
-    tar_beta: float = Field(1e-3, ge=0)
-    arch_data: Literal["valid", "train_holdout"] = "valid"
-    holdout_fraction: float = Field(0.1, gt=0, lt=1)
-    virtual_step_clip: Literal["match", "none"] = "match"
-    train_tokens: Optional[int] = Field(None, gt=0)
-    eval_tokens: Optional[int] = Field(None, gt=0)
-    track_running_stats: bool = Field(
-        True, description="BatchNorm running averages for the validation pass (code); False: batch statistics always")
-    arch_lr: float = Field(3e-3, gt=0)
-    arch_betas: tuple[float, float] = (0.9, 0.999)
-    arch_weight_decay: float = Field(1e-3, ge=0)
-
-
-class TrainCNN(Section):
+class TrainCNN(ConvNet):
     """Retraining a CNN genotype: CIFAR-10 evaluation, selection, ImageNet transfer."""
 
-    layers: int = Field(20, gt=0)
-    init_channels: int = Field(36, gt=0)
-    epochs: int = Field(600, gt=0)
-    batch_size: int = Field(96, gt=0)
-    eval_batch_size: int = Field(256, gt=0)
-    lr: float = Field(0.025, gt=0)
-    lr_schedule: Literal["cosine", "step"] = "cosine"
-    lr_min: float = Field(0.0, ge=0)
-    lr_gamma: float = Field(0.97, gt=0, le=1)
-    lr_decay_period: int = Field(1, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(3e-4, ge=0)
-    grad_clip: float = Field(5.0, gt=0)
-    cutout: int = Field(16, ge=0)
-    drop_path_prob: float = Field(0.2, ge=0, lt=1)
-    auxiliary_weight: float = Field(0.4, ge=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    bf16: bool = False
-    channels_last: bool = False
-    train_images: Optional[int] = Field(None, gt=0)
-    eval_images: Optional[int] = Field(None, gt=0)
+    batch_size: int = Field(ge=2, description=(
+        "at least 2: BatchNorm in training mode needs more than one value per channel, and the auxiliary "
+        "tower normalises 1x1 features"))
+    eval_batch_size: int = Field(gt=0)
+    lr_schedule: Literal["cosine", "step"]
+    lr_gamma: float = Field(gt=0, le=1)
+    lr_decay_period: int = Field(gt=0)
+    drop_path_prob: float = Field(ge=0, lt=1)
+    auxiliary_weight: float = Field(ge=0)
+    label_smoothing: float = Field(ge=0, lt=1)
+    bf16: bool
+    channels_last: bool
+    eval_images: Optional[int] = Field(gt=0)
 
 
-class TrainRNN(Section):
+class LanguageModel(Section):
+    """What an RNN search and a language-model retraining share: sizes, the AWD-LSTM recipe (its
+    dropouts and AR/TAR regularisers), the token caps."""
+
+    emsize: int = Field(gt=0)
+    nhid: int = Field(gt=0)
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    eval_batch_size: int = Field(gt=0)
+    bptt: int = Field(gt=0)
+    max_seq_len_delta: int = Field(ge=0)
+    lr: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    dropout: float = Field(ge=0, lt=1, description="output")
+    dropouth: float = Field(ge=0, lt=1, description="hidden nodes")
+    dropoutx: float = Field(ge=0, lt=1, description="cell input")
+    dropouti: float = Field(ge=0, lt=1, description="word embeddings")
+    dropoute: float = Field(ge=0, lt=1, description="embedding rows (words)")
+    grad_clip: float = Field(gt=0)
+    ar_alpha: float = Field(ge=0, description="activation regularisation")
+    tar_beta: float = Field(ge=0, description="temporal activation regularisation")
+    train_tokens: Optional[int] = Field(gt=0, description="cap on the training tokens (smoke); null = all")
+    eval_tokens: Optional[int] = Field(gt=0, description="cap on the validation (and test) tokens; null = all")
+
+    def _token_streams(self) -> list[TokenStream]:
+        """The streams a capped token count feeds, each with the rows it needs.
+
+        ``darts.data.text.batchify`` cuts a stream into ``batch`` columns of ``tokens // batch`` rows
+        (the remainder dropped). Training windows (``text.variable_bptt``) start while a row index is
+        below rows - 2: 3 rows give one window, fewer none (an epoch without a step divides by zero
+        tokens). Evaluation and the architecture stream read inputs and next-word targets from
+        consecutive rows (``text.get_batch``): 2 rows are the least.
+        """
+        return [TokenStream("train_tokens", "the training stream", self.train_tokens, "batch_size", self.batch_size, 3),
+                TokenStream("eval_tokens", "the validation stream", self.eval_tokens, "eval_batch_size",
+                            self.eval_batch_size, 2)]
+
+    @model_validator(mode="after")
+    def _enough_tokens(self) -> "LanguageModel":
+        if self.emsize != self.nhid:
+            _fail("nhid", f"{self.nhid} differs from emsize {self.emsize}; the decoder is tied to the embedding, "
+                  "so they must be equal")
+        for s in self._token_streams():
+            if s.tokens is not None and s.tokens // s.batch < s.rows:
+                rows = s.tokens // s.batch
+                _fail(s.key, f"{getattr(self, s.key)} leaves {s.what} {s.tokens} tokens: {rows} row{'s' * (rows != 1)} "
+                      f"of {s.batch_key} {s.batch}, and it needs {s.rows} ({s.rows * s.batch} tokens)")
+        return self
+
+
+class SearchRNN(LanguageModel, ArchOptim):
+    arch_data: Literal["valid", "train_holdout"]
+    holdout_fraction: float = Field(gt=0, lt=1)
+    virtual_step_clip: Literal["match", "none"]
+    track_running_stats: bool = Field(
+        description="BatchNorm running averages for the validation pass (code); False: batch statistics always")
+
+    def _token_streams(self) -> list[TokenStream]:
+        """Also the architecture stream, in ``batch_size`` columns: the validation tokens, or the
+        held-out tail of the training tokens (``text.holdout_split``: round(fraction * tokens))."""
+        train, valid = super()._token_streams()
+        if self.arch_data == "valid":
+            return [train, valid, TokenStream("eval_tokens", "the architecture stream (validation)", self.eval_tokens,
+                                              "batch_size", self.batch_size, 2)]
+        if self.train_tokens is None:
+            return [train, valid]
+        tail = int(round(self.holdout_fraction * self.train_tokens))
+        return [valid,
+                TokenStream("train_tokens", f"the weight-training head (1 - holdout_fraction {self.holdout_fraction})",
+                            self.train_tokens - tail, "batch_size", self.batch_size, 3),
+                TokenStream("train_tokens", f"the architecture tail (holdout_fraction {self.holdout_fraction})", tail,
+                            "batch_size", self.batch_size, 2)]
+
+
+class TrainRNN(LanguageModel):
     """Retraining a recurrent genotype (AWD-LSTM-style recipe): PTB, WikiText-2, selection."""
 
-    emsize: int = Field(850, gt=0)
-    nhid: int = Field(850, gt=0)
-    epochs: int = Field(8000, gt=0)
-    batch_size: int = Field(64, gt=0)
-    eval_batch_size: int = Field(10, gt=0)
-    test_batch_size: int = Field(1, gt=0)
-    bptt: int = Field(35, gt=0)
-    max_seq_len_delta: int = Field(20, ge=0)
-    lr: float = Field(20.0, gt=0)
-    weight_decay: float = Field(8e-7, ge=0)
-    dropout: float = Field(0.75, ge=0, lt=1)
-    dropouth: float = Field(0.25, ge=0, lt=1)
-    dropoutx: float = Field(0.75, ge=0, lt=1)
-    dropouti: float = Field(0.2, ge=0, lt=1)
-    dropoute: float = Field(0.1, ge=0, lt=1)
-    grad_clip: float = Field(0.25, gt=0)
-    ar_alpha: float = Field(0.0, ge=0)
-    tar_beta: float = Field(1e-3, ge=0)
-    nonmono: int = Field(5, gt=0)
-    asgd: bool = True
-    train_tokens: Optional[int] = Field(None, gt=0)
-    eval_tokens: Optional[int] = Field(None, gt=0)
+    test_batch_size: int = Field(gt=0)
+    nonmono: int = Field(gt=0)
+    asgd: bool
+
+    def _token_streams(self) -> list[TokenStream]:
+        """Also the test split (capped by ``eval_tokens`` too), in ``test_batch_size`` columns."""
+        return [*super()._token_streams(), TokenStream("eval_tokens", "the test stream", self.eval_tokens,
+                                                       "test_batch_size", self.test_batch_size, 2)]
 
 
 class Compare(Section):
     """Tolerances of `darts compare` where the paper gives a single number."""
 
-    sigmas: float = Field(2.0, gt=0)
-    ptb_ppl: float = Field(1.0, gt=0)
-    wikitext2_ppl: float = Field(1.0, gt=0)
-    imagenet_error: float = Field(1.0, gt=0)
-    cifar10_error: float = Field(0.2, gt=0, description="used when the paper gives no std")
+    sigmas: float = Field(gt=0)
+    ptb_ppl: float = Field(gt=0)
+    wikitext2_ppl: float = Field(gt=0)
+    imagenet_error: float = Field(gt=0)
+    cifar10_error: float = Field(gt=0, description="used when the paper gives no std")
 
 
 class Params(Section):
-    scale: Literal["paper", "smoke"] = "paper"
-    runtime: Runtime = Runtime()
-    data: Data = Data()
-    pipeline: Pipeline = Pipeline()
-    search_cnn: SearchCNN = SearchCNN()
-    search_rnn: SearchRNN = SearchRNN()
-    select_cnn: TrainCNN = TrainCNN(epochs=100)
-    select_rnn: TrainRNN = TrainRNN(epochs=300)
-    train_cifar10: TrainCNN = TrainCNN()
-    train_imagenet: TrainCNN = TrainCNN(
-        layers=14, init_channels=48, epochs=250, batch_size=128, lr=0.1, lr_schedule="step",
-        weight_decay=3e-5, cutout=0, drop_path_prob=0.0, label_smoothing=0.1,
-    )
-    train_ptb: TrainRNN = TrainRNN()
-    train_wikitext2: TrainRNN = TrainRNN(emsize=700, nhid=700, weight_decay=5e-7, dropouth=0.15)
-    compare: Compare = Compare()
+    scale: Literal["paper", "smoke"]
+    runtime: Runtime
+    data: Data
+    pipeline: Pipeline
+    search_cnn: SearchCNN
+    search_rnn: SearchRNN
+    select_cnn: TrainCNN
+    select_rnn: TrainRNN
+    train_cifar10: TrainCNN
+    train_imagenet: TrainCNN
+    train_ptb: TrainRNN
+    train_wikitext2: TrainRNN
+    compare: Compare
+
+
+class _DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter where params.yaml needs it: a key repeated in one mapping is an
+    error naming both lines (YAML forbids it; PyYAML would keep the last value in silence), and
+    floats are read as YAML 1.2 does (``1e-3`` is a number, as DVC reads it; YAML 1.1 wants ``1.0e-3``)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:   # an unhashable key: the base class says so
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise _DuplicateKey(None, None, f"duplicate key {key!r} (first at line {first})", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=ParamsLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def _deep_merge(base: dict, overlay: dict) -> dict:
@@ -285,7 +385,7 @@ def _parse_set(item: str) -> tuple[list[str], Any]:
     if not path:
         raise ConfigError(f"--set {item!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _yaml(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {exc}") from None
     return path, value
@@ -319,36 +419,51 @@ def _flat_keys(tree: dict, prefix: str = "") -> set[str]:
 
 
 def _format_validation(exc: ValidationError, path: Path, overlay_keys: set[str], set_keys: set[str]) -> str:
+    def source(key: str) -> str:
+        """Who set ``key`` (or the part of it that holds the bad item): --set, the smoke overlay, the file."""
+        parts = key.split(".")
+        for end in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:end])
+            if prefix in set_keys:
+                return f"--set {prefix}"
+            if prefix in overlay_keys:
+                return f"{path} (smoke overlay)"
+        return str(path)
+
     lines = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
+        loc = ".".join(str(p) for p in err["loc"])
         value = err.get("input")
         if err["type"] == "value_error" and isinstance(value, dict):
-            # a section's own check (e.g. pipeline lists that must agree): its message names the key
+            # a section's own check (e.g. pipeline lists that must agree): its message starts with the key
             message = err["msg"].removeprefix("Value error, ")
             key = message.split(":", 1)[0]
-            source = "--set" if key in set_keys else f"{path} (smoke overlay):" if key in overlay_keys else f"{path}:"
-            lines.append(f"{source} {message}")
-            continue
-        if key in set_keys:
-            source = f"--set {key}"
-        elif key in overlay_keys:
-            source = f"{path} (smoke overlay)"
+            if loc and not key.startswith(f"{loc}."):
+                key, message = f"{loc}.{key}", f"{loc}.{message}"
+            where = source(key)
+            lines.append(f"{where}: {message.removeprefix(key + ': ')}" if where == f"--set {key}"
+                         else f"{where}: {message}")
+        elif err["type"] == "extra_forbidden":
+            lines.append(f"{source(loc)}: unknown key '{loc}' (value {value!r})")
+        elif err["type"] == "missing" and source(loc) == str(path):
+            lines.append(f"{path}: missing key '{loc}' (params.yaml holds every value; the schema has no defaults)")
+        elif err["type"] == "missing":   # e.g. a --set tuple one item short
+            lines.append(f"{source(loc)}: invalid value {value!r}: '{loc}' is missing")
         else:
-            source = str(path)
-        if err["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{key}' (value {value!r})")
-        else:
-            lines.append(f"{source}: invalid value {value!r} for '{key}': {err['msg']}")
+            lines.append(f"{source(loc)}: invalid value {value!r} for '{loc}': {err['msg']}")
     return "\n".join(lines)
 
 
 def read_yaml(path: Path) -> dict:
-    """Read a YAML mapping, naming the file in every error."""
+    """Read a YAML mapping, naming the file in every error (and the line of a repeated key)."""
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: line {exc.problem_mark.line + 1}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
@@ -369,7 +484,9 @@ def resolve_tree(path: Path, raw: dict, scale: str | None) -> tuple[dict, dict]:
     if not isinstance(overlay, dict):
         raise ConfigError(f"{path}: 'smoke' must be a mapping, got {overlay!r}")
     _check_overlay_keys(overlay, Params, "smoke", str(path))
-    own = raw.get("scale", "paper")
+    if "scale" not in raw:
+        raise ConfigError(f"{path}: missing key 'scale' (paper, or smoke in a resolved workspace)")
+    own = raw["scale"]
     chosen = scale or own
     for value, source in ((own, f"{path}: 'scale'"), (chosen, "--scale")):
         if value not in SCALES:
@@ -390,12 +507,23 @@ def resolve_tree(path: Path, raw: dict, scale: str | None) -> tuple[dict, dict]:
     return tree, merged
 
 
+def _validate(tree: dict, path: Path, overlay_keys: set[str] = frozenset(), set_keys: set[str] = frozenset()) -> Params:
+    try:
+        return Params.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation(exc, path, overlay_keys, set_keys)) from None
+
+
 def load_params(
     path: str | Path = DEFAULT_PARAMS,
     scale: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
 ) -> Params:
-    """Merge params.yaml, the smoke overlay and overrides; validate; raise ConfigError on anything bad."""
+    """Merge params.yaml, the smoke overlay and overrides; validate; raise ConfigError on anything bad.
+
+    The file's main tree is validated on its own too, whatever the scale: a bad value there is an
+    error even where the smoke overlay or a --set replaces it.
+    """
     path = Path(path)
     raw = read_yaml(path)
     sets = [(_parse_set(item), item) for item in overrides]
@@ -404,13 +532,33 @@ def load_params(
             raise ConfigError(f"--set {item}: the scale is chosen with --scale (or a workspace's params.yaml), "
                               "and the smoke overlay is edited in the file")
     tree, overlay = resolve_tree(path, raw, scale)
+    main, _ = resolve_tree(path, raw, None)
+    _validate(main, path)
     for (key_path, value), item in sets:
         _apply_set(tree, key_path, value, item)
+    return _validate(tree, path, _flat_keys(overlay), {".".join(key_path) for (key_path, _), _ in sets})
+
+
+def load_section(name: str, path: str | Path = DEFAULT_PARAMS, scale: str | None = None, **values: Any) -> Any:
+    """One section of the params file with some ``values`` replaced (validated): for tests and
+    benchmarks that need a section without a whole run's configuration, e.g.
+    ``load_section("train_cifar10", scale="smoke", epochs=3)``."""
+    section = getattr(load_params(path, scale), name)
     try:
-        return Params.model_validate(tree)
+        return type(section).model_validate({**section.model_dump(), **values})
     except ValidationError as exc:
-        set_keys = {".".join(key_path) for (key_path, _), _ in sets}
-        raise ConfigError(_format_validation(exc, path, _flat_keys(overlay), set_keys)) from None
+        raise ConfigError(_format_validation(exc, Path(path), set(), set())) from None
+
+
+def seed_arg(text: str) -> int:
+    """argparse ``type=`` of a ``--seed`` option: an int in [0, 2**63) (argparse exits 2 otherwise)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: expected an integer") from None
+    if not 0 <= seed < SEED_BOUND:
+        raise argparse.ArgumentTypeError(f"invalid seed {seed}: seeds lie in [0, 2**63)")
+    return seed
 
 
 def section_dict(params: Params, *names: str) -> dict[str, Any]:

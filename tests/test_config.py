@@ -35,20 +35,67 @@ def test_committed_params_are_paper_scale_and_valid():
     assert p.train_wikitext2.nhid == 700 and p.train_ptb.nhid == 850
 
 
-def test_yaml_keys_match_schema_defaults():
-    """The file spells out every key at paper scale, and its values equal the schema's defaults
-    (so the code's defaults and the documented file cannot drift apart)."""
+def _sections() -> dict[str, type]:
+    from darts.config import Params, Section
+
+    return {name: f.annotation for name, f in Params.model_fields.items()
+            if isinstance(f.annotation, type) and issubclass(f.annotation, Section)}
+
+
+def test_params_yaml_is_the_only_home_of_every_value(tmp_path):
+    """No schema field that params.yaml holds has a Python default: the schema keeps types and
+    bounds, the file the values (a key missing from it is an error, not a silent default)."""
     from darts.config import Params
 
     raw = yaml.safe_load(PARAMS.read_text())
-    defaults = Params().model_dump(mode="json")
-    for section, values in raw.items():
-        if section in ("smoke", "scale"):
-            continue
-        for key, value in values.items():
-            expected = defaults[section][key]
-            got = list(value) if isinstance(value, list) else value
-            assert got == expected, f"{section}.{key}: params.yaml {got!r} != schema default {expected!r}"
+    assert all(f.is_required() for f in Params.model_fields.values())
+    held: dict[type, set[str]] = {}
+    for name, model in _sections().items():
+        held.setdefault(model, set()).update(raw[name])
+    for model, keys in held.items():
+        with_default = sorted(k for k, f in model.model_fields.items() if k in keys and not f.is_required())
+        assert not with_default, f"{model.__name__}: {with_default} have defaults but params.yaml holds them"
+    path = write_params(tmp_path, lambda t: t["train_imagenet"].pop("lr_gamma"))
+    with pytest.raises(ConfigError, match=rf"{path}: missing key 'train_imagenet.lr_gamma'"):
+        load_params(path)
+
+
+def _changed(value):
+    """Another valid value of the same type (None when there is no safe generic change)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float) and value:
+        return value / 2
+    return None
+
+
+@pytest.mark.parametrize("section", list(_sections()))
+def test_a_value_changed_in_a_copy_of_params_yaml_changes_the_params(tmp_path, section):
+    """Edit one value of each section in a copy of the file, load it: that value, and only it, moved."""
+    raw = yaml.safe_load(PARAMS.read_text())
+    keys = sorted(raw[section], key=lambda k: k != "epochs")   # epochs where there are (emsize is tied to nhid)
+    key, new = next((k, _changed(raw[section][k])) for k in keys if _changed(raw[section][k]) is not None)
+    path = write_params(tmp_path, lambda t: t[section].__setitem__(key, new))
+    before, after = load_params(PARAMS).model_dump(), load_params(path).model_dump()
+    assert after[section][key] == new != before[section][key]
+    after[section][key] = before[section][key]
+    assert after == before
+
+
+@pytest.mark.parametrize("key, value", [
+    ("select_cnn.epochs", 7), ("select_rnn.epochs", 9), ("train_imagenet.lr", 0.3),
+    ("train_imagenet.layers", 12), ("train_wikitext2.dropouth", 0.3), ("train_wikitext2.weight_decay", 1e-6),
+    ("select_rnn.dropouti", 0.1), ("search_rnn.arch_lr", 0.01), ("search_cnn.arch_betas", (0.6, 0.9)),
+])
+def test_values_that_used_to_live_in_python_too_come_from_the_file(tmp_path, key, value):
+    """The sections built in Python before (select epochs, the ImageNet and WikiText-2 overrides,
+    the arch optimiser) read the file like every other value."""
+    section, name = key.split(".")
+    written = list(value) if isinstance(value, tuple) else value
+    path = write_params(tmp_path, lambda t: t[section].__setitem__(name, written))
+    assert getattr(getattr(load_params(path), section), name) == value
 
 
 def test_smoke_overlay_then_set_precedence():
@@ -156,3 +203,26 @@ def test_help_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_info_sizes_networks_from_params_like_every_command(tmp_path, capsys):
+    """`darts info` reads --params/--scale/--set: the ptb network is train_ptb's emsize/nhid, the
+    CIFAR-10 one train_cifar10's layers/init_channels (--layers/--channels are validated overrides)."""
+    import json
+
+    from darts.cli import main
+
+    def info(*args: str) -> dict:
+        assert main(["info", "--genotype", "DARTS_V2", "--json", *args]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    path = write_params(tmp_path, lambda t: (t["train_ptb"].update(emsize=400, nhid=400),
+                                            t["train_cifar10"].update(layers=8, init_channels=16)))
+    assert (info("--dataset", "ptb")["nhid"], info("--dataset", "ptb", "--params", str(path))["nhid"]) == (850, 400)
+    assert info("--dataset", "ptb", "--set", "train_ptb.nhid=600", "--set", "train_ptb.emsize=600")["nhid"] == 600
+    cifar = info("--dataset", "cifar10", "--params", str(path))
+    assert (cifar["layers"], cifar["channels"]) == (8, 16)
+    smoke = load_params(PARAMS, "smoke").train_cifar10
+    assert info("--dataset", "cifar10", "--scale", "smoke")["channels"] == smoke.init_channels
+    assert main(["info", "--genotype", "DARTS_V2", "--dataset", "cifar10", "--layers", "1"]) == 2
+    assert "train_cifar10.layers" in capsys.readouterr().err

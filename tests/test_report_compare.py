@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from darts.cli import main
-from darts.config import Compare
+from darts.config import load_section
 from darts.report.compare import compare_results, read_results, strict_failures
 from darts.report.tables import build_tables, write_tables
 from test_report_planted import plant_runs
@@ -45,12 +45,13 @@ def test_a_number_outside_the_band_fails_strict_only(tmp_path, capsys):
 
 def test_the_band_is_sigmas_std_or_the_params_tolerance(tmp_path):
     results = read_results(results_of(tmp_path, scale="paper"))
-    findings = {(f.table, f.method, f.metric): f for table in compare_results(results, Compare()).values() for f in table[0]}
+    tolerances = load_section("compare", PARAMS)
+    findings = {(f.table, f.method, f.metric): f for table in compare_results(results, tolerances).values() for f in table[0]}
     first = findings[("table1_cifar10", "DARTS (first order)", "test_error")]
     assert first.allowed == pytest.approx(2 * 0.14) and first.basis == "2 std"
     ptb = findings[("table2_ptb", "DARTS (first order)", "valid_ppl")]   # 61.0 against 60.2, single number
     assert ptb.allowed == 1.0 and ptb.diff == pytest.approx(0.8) and not ptb.flagged
-    tight = compare_results(results, Compare(ptb_ppl=0.5, sigmas=1.0))
+    tight = compare_results(results, load_section("compare", PARAMS, ptb_ppl=0.5, sigmas=1.0))
     flagged = {(f.table, f.method, f.metric) for f in tight["table2_ptb"][0] if f.flagged}
     assert ("table2_ptb", "DARTS (first order)", "valid_ppl") in flagged
     assert not any(f.flagged for f in tight["table1_cifar10"][0] if f.method == "DARTS (second order)")
@@ -73,7 +74,7 @@ def test_smoke_rows_fail_strict_even_inside_the_bands(tmp_path, capsys):
 def test_no_rows_of_ours_is_not_a_pass(tmp_path):
     (tmp_path / "runs").mkdir()
     write_tables(build_tables(tmp_path / "runs", tmp_path / "data"), tmp_path / "results")
-    failures = strict_failures(compare_results(read_results(tmp_path / "results"), Compare()))
+    failures = strict_failures(compare_results(read_results(tmp_path / "results"), load_section("compare", PARAMS)))
     assert failures == ["no rows of ours in any table: nothing was compared"]
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from darts import rundir
 from darts.cli import main
-from darts.config import Compare
+from darts.config import load_section
 from darts.genotypes import load_genotype
 from darts.report import figures as F
 from darts.report.headline import headline_metrics
@@ -202,7 +202,7 @@ def test_language_model_curves_show_train_and_valid_perplexity_per_run(smoke_run
 
 def test_ours_vs_paper_bars_and_paper_bands(smoke_runs):
     table = build_tables(smoke_runs, smoke_runs.parent / "data")["table1_cifar10"]
-    fig = F.ours_vs_paper_figure(table, SPEC_BY_KEY["table1_cifar10"], Compare())
+    fig = F.ours_vs_paper_figure(table, SPEC_BY_KEY["table1_cifar10"], load_section("compare", PARAMS))
     (ax,) = fig.axes
     heights = sorted(p.get_height() for p in ax.patches)
     assert heights == pytest.approx(sorted(np.mean(v) for v in CIFAR_ERRORS.values()))
@@ -215,7 +215,7 @@ def test_ours_vs_paper_bars_and_paper_bands(smoke_runs):
 
 def test_single_number_paper_rows_get_the_compare_tolerance_band(smoke_runs):
     table = build_tables(smoke_runs, smoke_runs.parent / "data")["table2_ptb"]
-    fig = F.ours_vs_paper_figure(table, SPEC_BY_KEY["table2_ptb"], Compare(ptb_ppl=2.5))
+    fig = F.ours_vs_paper_figure(table, SPEC_BY_KEY["table2_ptb"], load_section("compare", PARAMS, ptb_ppl=2.5))
     valid, _ = fig.axes
     bands = [c for c in valid.collections if type(c).__name__ == "FillBetweenPolyCollection"]
     extents = sorted(tuple(np.round(b.get_paths()[0].get_extents().intervaly, 6)) for b in bands)

@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import copy
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from darts.config import SearchRNN
+from darts.config import SearchRNN, load_section
 from darts.search.bilevel import Architect
 from darts.search.rnn import LMBatch, build_architect, window_loss
 from darts.spaces.rnn.model import Dropouts, RNNSearchModel
 
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 VOCAB, SIZE, STEPS, LR, WD, AR, TAR = 7, 4, 2, 1.0, 1e-3, 0.1, 0.05
 DROPOUTS = Dropouts(dropout=0.3, dropouth=0.3, dropoutx=0.3, dropouti=0.3, dropoute=0.2)
 
@@ -49,7 +51,7 @@ def batches(seed: int = 1) -> tuple[LMBatch, LMBatch]:
 
 def config(**overrides) -> SearchRNN:
     base = dict(lr=LR, weight_decay=WD, order="second", hessian="exact", grad_clip=1e6, virtual_step_clip="match")
-    return SearchRNN(**{**base, **overrides})
+    return load_section("search_rnn", PARAMS, **{**base, **overrides})
 
 
 def loss_by_hand(model: RNNSearchModel, batch: LMBatch) -> torch.Tensor:

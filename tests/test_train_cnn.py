@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from darts.cli import main
-from darts.config import TrainCNN, load_params
+from darts.config import load_params, load_section
 from darts.errors import DartsError
 from darts.genotypes import load_genotype
 from darts.io import read_json, read_jsonl
@@ -31,6 +31,11 @@ from darts import distributed as D
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "params.yaml"
+
+
+def cifar_section(**values):
+    """params.yaml's train_cifar10 with ``values`` replaced (the schema has no defaults)."""
+    return load_section("train_cifar10", PARAMS, **values)
 
 
 @pytest.fixture(autouse=True)
@@ -65,7 +70,7 @@ def train_cifar(tmp_path: Path, root: Path, out: Path, *sets: str, split: str = 
 # -- schedules -----------------------------------------------------------------------------------
 
 def test_cosine_schedule_matches_torch_and_starts_at_the_initial_lr():
-    cfg = TrainCNN(epochs=600, lr=0.025, lr_min=0.0)
+    cfg = cifar_section(epochs=600, lr=0.025, lr_min=0.0)
     model = nn.Linear(1, 1)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
@@ -78,18 +83,18 @@ def test_cosine_schedule_matches_torch_and_starts_at_the_initial_lr():
 
 
 def test_step_schedule_matches_torch_steplr():
-    cfg = TrainCNN(epochs=250, lr=0.1, lr_schedule="step", lr_gamma=0.97, lr_decay_period=1)
+    cfg = cifar_section(epochs=250, lr=0.1, lr_schedule="step", lr_gamma=0.97, lr_decay_period=1)
     opt = torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.97)
     for epoch in range(cfg.epochs):
         assert cnn.learning_rate(cfg, epoch) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-9)
         opt.step()
         sched.step()
-    assert cnn.learning_rate(TrainCNN(lr=1.0, lr_schedule="step", lr_gamma=0.5, lr_decay_period=3), 7) == 0.25
+    assert cnn.learning_rate(cifar_section(lr=1.0, lr_schedule="step", lr_gamma=0.5, lr_decay_period=3), 7) == 0.25
 
 
 def test_drop_path_ramps_linearly_from_zero():
-    cfg = TrainCNN(epochs=600, drop_path_prob=0.2)
+    cfg = cifar_section(epochs=600, drop_path_prob=0.2)
     probs = [cnn.drop_path_prob(cfg, e) for e in range(cfg.epochs)]
     assert probs[0] == 0.0 and probs[300] == pytest.approx(0.1) and probs[-1] == pytest.approx(0.2 * 599 / 600)
     steps = {round(b - a, 12) for a, b in zip(probs, probs[1:])}
@@ -116,7 +121,8 @@ def test_evaluate_counts_top1_top5_and_mean_loss():
     labels = torch.tensor([int(table[0].argmax()), 3, 5, 0, 9, 1, int(table[6].argsort()[-5])])
     images = torch.arange(7, dtype=torch.float32).view(7, 1, 1, 1).expand(7, 3, 2, 2).clone()
     dataset = torch.utils.data.TensorDataset(images, labels)
-    result = cnn.evaluate(_FixedLogits(table), dataset, TrainCNN(eval_batch_size=3), torch.device("cpu"), D.World())
+    cfg = cifar_section(eval_batch_size=3)
+    result = cnn.evaluate(_FixedLogits(table), dataset, cfg, torch.device("cpu"), D.World())
 
     rank = (table > table[torch.arange(7), labels][:, None]).sum(1)  # classes scored above the label
     assert result.images == 7
@@ -130,14 +136,15 @@ def test_evaluate_counts_top1_top5_and_mean_loss():
 _BF16_STEP = """
 import math, torch
 from torch import nn
-from darts.config import TrainCNN
+from darts.config import load_section
 from darts.genotypes import load_genotype
 from darts.spaces.cnn.eval_network import NetworkCIFAR
 from darts.train import cnn
 from darts import distributed as D
 torch.set_num_threads(1)
 torch.manual_seed(0)
-cfg = TrainCNN(layers=3, init_channels=4, batch_size=8, bf16=True, channels_last=True)
+cfg = load_section("train_cifar10", "params.yaml", layers=3, init_channels=4, batch_size=8, bf16=True,
+                   channels_last=True)
 model = NetworkCIFAR(4, 10, 3, True, load_genotype("DARTS_V2", "cnn")).to(memory_format=torch.channels_last)
 before = [p.detach().clone() for p in model.parameters()]
 data = torch.utils.data.TensorDataset(torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,)))
@@ -162,7 +169,7 @@ def test_overflowing_gradient_norm_stops_instead_of_a_silent_zero_update():
     """clip_grad_norm_ scales by max_norm / inf = 0: without the guard the epoch 'trains' and
     changes nothing. Finite per-element gradients whose norm overflows float32 must stop the run."""
     torch.manual_seed(0)
-    cfg = TrainCNN(layers=3, init_channels=4, batch_size=8, auxiliary_weight=0.0)
+    cfg = cifar_section(layers=3, init_channels=4, batch_size=8, auxiliary_weight=0.0)
     model = NetworkCIFAR(4, 10, 3, False, load_genotype("DARTS_V2", "cnn"))
     data = torch.utils.data.TensorDataset(torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,)))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -1,54 +1,62 @@
-"""Parameter count and multiply-adds of a genotype's evaluation network, at the paper's evaluation size
-whatever the active scale (``--layers``/``--channels`` override it).
+"""Parameter count and multiply-adds of a genotype's evaluation network, at the size params.yaml gives
+it (``train_cifar10`` / ``train_imagenet``: layers, init_channels; ``train_ptb`` / ``train_wikitext2``:
+emsize, nhid), like every command at the file's scale unless ``--scale``/``--set`` say otherwise;
+``--layers``/``--channels`` size a CNN for this one count.
 
   darts info --genotype DARTS_V2 --dataset cifar10          20 cells, 36 channels, 32x32: 3,349,342 params
   darts info --genotype runs/select_cnn/second/genotype.json --dataset imagenet --json
+  darts info --genotype DARTS_V2 --dataset ptb --set train_ptb.nhid=700
 
 Parameters exclude the auxiliary tower, as the official code counts them; multiply-adds are those of
-convolutions and linear layers for one image at the evaluation resolution.
+convolutions and linear layers for one image at the evaluation resolution (per token for the
+recurrent networks).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from typing import Any
 
-# dataset -> (genotype space, "module:function"). The function is called as
-# function(dataset, genotype, layers=..., channels=...) and returns a dict with at least the
-# integer keys "params" and "mult_adds" (optionally "mult_adds_per": "image" or "token").
-DATASETS: dict[str, tuple[str, str]] = {
-    "cifar10": ("cnn", "darts.spaces.cnn.counting:network_info"),
-    "imagenet": ("cnn", "darts.spaces.cnn.counting:network_info"),
-    "ptb": ("rnn", "darts.spaces.rnn.counting:network_info"),
-    "wikitext2": ("rnn", "darts.spaces.rnn.counting:network_info"),
-}
+from darts.config import add_config_args, params_from_args
+from darts.errors import DartsError
+
+# dataset -> the genotype space of its evaluation network
+DATASETS: dict[str, str] = {"cifar10": "cnn", "imagenet": "cnn", "ptb": "rnn", "wikitext2": "rnn"}
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--genotype", required=True, metavar="NAME|FILE|STRING",
                         help="a published name, a genotype.json, or an official Genotype(...) string")
     parser.add_argument("--dataset", required=True, choices=tuple(DATASETS))
-    parser.add_argument("--layers", type=int, help="cells (default: the paper's evaluation network)")
-    parser.add_argument("--channels", type=int, help="initial channels (default: the paper's evaluation network)")
+    parser.add_argument("--layers", type=int, help="cells: --set train_<dataset>.layers=N for this count")
+    parser.add_argument("--channels", type=int, help="initial channels: --set train_<dataset>.init_channels=N")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_config_args(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from darts.errors import DartsError
+    from darts.data import registry
     from darts.genotypes import load_genotype
+    from darts.spaces.cnn import counting as cnn_counting
+    from darts.spaces.rnn import counting as rnn_counting
 
-    for option in ("layers", "channels"):
-        value = getattr(args, option)
-        if value is not None and value <= 0:
-            raise DartsError(f"--{option} must be positive, got {value}")
-    space, target = DATASETS[args.dataset]
+    section_name = f"train_{args.dataset}"
+    space = DATASETS[args.dataset]
+    if space == "rnn" and (args.layers is not None or args.channels is not None):
+        raise DartsError(f"--layers/--channels size CNN networks; the {args.dataset} network's size is params "
+                         f"{section_name}.emsize/nhid (--set {section_name}.nhid=...)")
+    for option, key in (("layers", "layers"), ("channels", "init_channels")):   # validated as params are
+        if getattr(args, option) is not None:
+            args.overrides = [*args.overrides, f"{section_name}.{key}={getattr(args, option)}"]
+    section = getattr(params_from_args(args), section_name)
     genotype = load_genotype(args.genotype, space)
-    module, function = target.split(":")
-    info = getattr(importlib.import_module(module), function)(
-        args.dataset, genotype, layers=args.layers, channels=args.channels
-    )
+    if space == "cnn":
+        info = cnn_counting.network_info(args.dataset, genotype, section.layers, section.init_channels)
+    else:
+        vocab = registry.get(args.dataset).vocab_size
+        info = {"dataset": args.dataset, "network": "recurrent language model",
+                **rnn_counting.describe_rnn(genotype, vocab, section.emsize, section.nhid)}
     info = {"genotype": args.genotype, **info}
     print(json.dumps(info) if args.json else _describe(info))
     return 0

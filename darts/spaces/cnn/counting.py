@@ -58,28 +58,23 @@ def count_mult_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 @dataclass(frozen=True)
 class EvalSetting:
-    """The paper's evaluation network for a dataset (App. A.2.1, A.2.3)."""
+    """A dataset's evaluation network: its class, classes and input resolution (its size, cells and
+    channels, is a parameter: params ``train_cifar10`` / ``train_imagenet``)."""
 
     network: type[nn.Module]
-    layers: int
-    channels: int
     classes: int
     resolution: int
 
 
 EVAL_SETTINGS: dict[str, EvalSetting] = {
-    "cifar10": EvalSetting(NetworkCIFAR, layers=20, channels=36, classes=10, resolution=32),
-    "imagenet": EvalSetting(NetworkImageNet, layers=14, channels=48, classes=1000, resolution=224),
+    "cifar10": EvalSetting(NetworkCIFAR, classes=10, resolution=32),
+    "imagenet": EvalSetting(NetworkImageNet, classes=1000, resolution=224),
 }
 
 
-def network_info(
-    dataset: str, genotype: CNNGenotype, layers: int | None = None, channels: int | None = None
-) -> dict[str, Any]:
-    """Counts of the paper-size evaluation network of ``dataset`` (``layers``/``channels`` override)."""
+def network_info(dataset: str, genotype: CNNGenotype, layers: int, channels: int) -> dict[str, Any]:
+    """Counts of the evaluation network of ``dataset`` with ``layers`` cells and ``channels`` initial channels."""
     setting = EVAL_SETTINGS[dataset]
-    layers = layers or setting.layers
-    channels = channels or setting.channels
     model = setting.network(channels, setting.classes, layers, True, genotype)
     return {
         "dataset": dataset,
