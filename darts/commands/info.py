@@ -5,7 +5,7 @@ emsize, nhid), like every command at the file's scale unless ``--scale``/``--set
 
   darts info --genotype DARTS_V2 --dataset cifar10          20 cells, 36 channels, 32x32: 3,349,342 params
   darts info --genotype runs/select_cnn/second/genotype.json --dataset imagenet --json
-  darts info --genotype DARTS_V2 --dataset ptb --set train_ptb.nhid=700
+  darts info --genotype DARTS_V2 --dataset ptb --set train_ptb.emsize=700 --set train_ptb.nhid=700
 
 Parameters exclude the auxiliary tower, as the official code counts them; multiply-adds are those of
 convolutions and linear layers for one image at the evaluation resolution (per token for the
