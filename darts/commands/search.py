@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from darts.config import add_config_args, params_from_args
+from darts.config import add_config_args, params_from_args, seed_arg
 from darts.rundir import ORDERS
 
 # space -> its dataset folder under data.root
@@ -16,7 +16,7 @@ SPACES: dict[str, str] = {"cnn": "cifar10", "rnn": "ptb"}
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", choices=sorted(SPACES), help="search space")
-    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--seed", type=seed_arg, required=True)
     parser.add_argument("--out", type=Path, required=True, help="run directory")
     parser.add_argument("--order", choices=ORDERS,
                         help="first or second order (default: the params section's `order`, second)")

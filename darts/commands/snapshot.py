@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from darts.config import add_config_args, params_from_args
+from darts.config import add_config_args, params_from_args, seed_arg
 from darts.rundir import ORDERS
 
 
@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the usage examples' lines
     parser.add_argument("space", choices=("cnn", "rnn"))
     parser.add_argument("--order", choices=ORDERS, required=True, help="the search's order")
-    parser.add_argument("--seed", type=int, required=True, help="the search's seed")
+    parser.add_argument("--seed", type=seed_arg, required=True, help="the search's seed")
     parser.add_argument("--out", type=Path, required=True, help="the output directory of this search's snapshots")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="the runs/ tree holding the search")
     add_config_args(parser)

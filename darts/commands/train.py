@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from darts.config import add_config_args, params_from_args
+from darts.config import add_config_args, params_from_args, seed_arg
 from darts.errors import DartsError
 from darts.genotypes import load_genotype
 from darts.io import write_json
@@ -92,7 +92,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         p = sub.add_parser(name, help=trainer.help, description=trainer.help)
         p.add_argument("--genotype", required=True, help="a published name (e.g. DARTS_V2), a genotype.json, "
                                                          "or an official Genotype(...) string")
-        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--seed", type=seed_arg, default=0)
         p.add_argument("--out", type=Path, required=True, help="the run directory to write")
         trainer.configure(p)
         add_config_args(p)
