@@ -199,7 +199,8 @@ def test_slurm_profile_runs_the_smoke_pipeline(tmp_path, mirror, slurm):
     log = (state / "log" / "slurmctld.log").read_text()
     submitted = re.findall(r"_slurm_rpc_submit_batch_job: JobId=(\d+)", log)
     succeeded = re.findall(r"_job_complete: JobId=(\d+) WEXITSTATUS 0", log)
-    assert len(submitted) == len(set(succeeded)) == len(stages) - len(skipped) >= 30
+    errors = [line for line in output.splitlines() if "Error" in line or "failed" in line.lower()]
+    assert len(submitted) == len(set(succeeded)) == len(stages) - len(skipped) >= 30, errors[-40:]
 
     run(["dvc", "commit", "--force"], repo, env)
     status = run(["dvc", "status"], repo, env).stdout
