@@ -33,5 +33,10 @@ class Checkpoint:
         return state
 
     def save(self, state: dict[str, Any]) -> None:
-        with atomic_path(self.path) as tmp:
-            torch.save(state, tmp)
+        save_tensors(state, self.path)
+
+
+def save_tensors(obj: Any, path: str | Path) -> None:
+    """``torch.save`` written atomically (checkpoints, weights.pt)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)

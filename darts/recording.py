@@ -16,33 +16,40 @@ from pathlib import Path
 from typing import Any
 
 from darts.io import write_json, write_jsonl, write_text
+from darts.rundir import HISTORY, META, METRICS_CSV
 
 log = logging.getLogger(__name__)
 
 
+# The per-epoch record is written by hand, not with DVCLive: its resume appends to its .tsv files
+# (a checkpoint behind the folder logs an epoch twice, one ahead leaves a gap), its summary would
+# overwrite metrics.json every step, and Live() costs ~3.5 s per run (it imports dvc and opens the
+# repo); exactness would mean wiping and replaying it from the checkpoint on every start, i.e. this.
 class Recorder:
+    """history.jsonl and metrics.csv, rewritten whole from ``history`` (the checkpoint's copy), and
+    the per-epoch log line with an ETA."""
+
     def __init__(self, out: str | Path, total_epochs: int, history: list[dict] | None = None):
         self.out = Path(out)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.total = total_epochs
         self.history: list[dict] = list(history or [])
         self._t0 = time.monotonic()
         self._start_epoch = len(self.history)
 
+    def write_history(self) -> None:
+        write_jsonl(self.out / HISTORY, self.history)
+        write_text(self.out / METRICS_CSV, scalar_csv(self.history))
+
     def log_epoch(self, row: dict[str, Any], summary_keys: tuple[str, ...] = ()) -> None:
         """Record one epoch, rewrite history.jsonl and metrics.csv, print a line with an ETA."""
         self.history.append(row)
-        write_jsonl(self.out / "history.jsonl", self.history)
-        write_text(self.out / "metrics.csv", scalar_csv(self.history))
+        self.write_history()
         done = len(self.history) - self._start_epoch
         per_epoch = (time.monotonic() - self._t0) / max(done, 1)
         eta = per_epoch * (self.total - len(self.history))
         shown = " ".join(f"{k}={_fmt(row[k])}" for k in summary_keys if k in row)
         log.info("epoch %d/%d %s (%.1fs/epoch, ETA %s)", len(self.history), self.total, shown,
                  per_epoch, _duration(eta))
-
-    def finish(self, metrics: dict[str, Any]) -> None:
-        write_json(self.out / "metrics.json", metrics)
 
 
 def scalar_csv(rows: list[dict]) -> str:
@@ -76,7 +83,7 @@ def write_meta(out: str | Path, params: dict[str, Any], **extra: Any) -> None:
 
     from darts import __version__
 
-    write_json(Path(out) / "meta.json", {
+    write_json(Path(out) / META, {
         **extra,
         "params": params,
         "argv": sys.argv,

@@ -7,6 +7,7 @@ as UTF-8 whatever the locale (WikiText-2 is not ASCII).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,6 +16,7 @@ import torch
 from darts.data import manifest
 from darts.data.formats import EOS, TEXT_SPLITS as SPLITS, Dictionary, read_tokens  # noqa: F401  (re-exported)
 from darts.data.loading import derive_seed
+from darts.errors import DartsError
 
 
 class Corpus:
@@ -29,6 +31,30 @@ class Corpus:
     def _tokenize(self, split: str) -> torch.Tensor:
         ids, self.lines[split] = read_tokens(self.path / f"{split}.txt", self.dictionary)
         return torch.tensor(ids, dtype=torch.long)
+
+
+@dataclass
+class Corpora:
+    """Token streams (1-D, capped by params at smoke scale), vocabulary size, data summary."""
+
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor
+    vocab_size: int
+    summary: dict[str, Any]
+
+
+def load_corpora(dataset: str, root: str | Path, train_tokens: int | None, eval_tokens: int | None) -> Corpora:
+    """The corpus of ``dataset`` (ptb or wikitext2) in ``root``, capped at the given token counts."""
+    root = Path(root)
+    if not all((root / f"{split}.txt").is_file() for split in SPLITS):
+        raise DartsError(f"{root}: expected train.txt, valid.txt and test.txt; run `darts data {dataset}` first "
+                         "or pass --data")
+    corpus = Corpus(root)
+    return Corpora(
+        cap_tokens(corpus.train, train_tokens), cap_tokens(corpus.valid, eval_tokens),
+        cap_tokens(corpus.test, eval_tokens), len(corpus.dictionary), manifest_summary(dataset, root),
+    )
 
 
 def cap_tokens(data: torch.Tensor, limit: int | None) -> torch.Tensor:

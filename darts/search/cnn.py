@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from darts import runtime
+from darts import runtime, schedules
 from darts.config import Params, SearchCNN, config_hash, section_dict
 from darts.data import cifar
 from darts.data.loading import derive_seed, epoch_loader, eval_loader
+from darts.evaluation import evaluate_classifier, topk_hits
+from darts.run import Run
 from darts.search.bilevel import Architect
-from darts.search.common import SearchRun, alphas_softmax, check_finite, eigenvalue_due
+from darts.search.common import alphas_softmax, check_finite, eigenvalue_due, result_files
 from darts.spaces.cnn.search_network import SearchNetwork
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def load_search_data(cfg: SearchCNN, root: str | Path) -> SearchData:
 
 def learning_rate(cfg: SearchCNN, epoch: int) -> float:
     """Cosine annealing from ``lr`` to ``lr_min`` over ``epochs``; epoch 0 (0-based) trains at ``lr``."""
-    return cfg.lr_min + (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * epoch / cfg.epochs)) / 2.0
+    return schedules.cosine(cfg.lr, cfg.lr_min, epoch, cfg.epochs)
 
 
 def cross_entropy(forward: Callable[..., torch.Tensor], batch: Batch) -> torch.Tensor:
@@ -90,9 +91,8 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
                              weight_decay=cfg.arch_weight_decay)
     architect = Architect(model, w_opt, a_opt, cross_entropy, order=cfg.order, hessian=cfg.hessian,
                           fd_epsilon=cfg.fd_epsilon)
-    run = SearchRun(params, "search_cnn", key, seed, out,
-                    {"model": model, "weight_optimizer": w_opt, "arch_optimizer": a_opt},
-                    order=cfg.order, hessian=cfg.hessian, data=data.summary)
+    run = Run(params, "search_cnn", key, seed, out, {"model": model, "weight_optimizer": w_opt, "arch_optimizer": a_opt},
+              "search", order=cfg.order, hessian=cfg.hessian, data=data.summary)
     loader_kw = {"num_workers": params.runtime.num_workers, "pin_memory": device.type == "cuda"}
     # The eigenvalue diagnostic's fixed batch: the first of the held-out half, unaugmented.
     probe = _to(next(iter(eval_loader(data.held_out, cfg.batch_size, **loader_kw))), device, layout) \
@@ -125,7 +125,7 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
     metrics = {k: last[k] for k in ("train_loss", "train_acc", "valid_loss", "valid_acc", "skip_connects")}
     if "hessian_eigenvalue" in last:
         metrics["hessian_eigenvalue"] = last["hessian_eigenvalue"]
-    run.finish(model.genotype(), _alphas(model), metrics, device)
+    run.finish(metrics, device, result_files(model.genotype(), _alphas(model)))
     return metrics
 
 
@@ -149,7 +149,7 @@ def train_epoch(model: SearchNetwork, architect: Architect, weight_batches: Any,
         loss.backward(inputs=weights)
         check_finite({"weight gradient norm": nn.utils.clip_grad_norm_(weights, cfg.grad_clip)}, epoch, step)
         w_opt.step()
-        top1, top5 = _hits(logits.detach(), y)
+        top1, top5 = topk_hits(logits.detach(), y)
         n = float(y.numel())
         sums += torch.stack([loss.detach().double() * n, top1, top5, _scalar(n, device), arch.loss.double() * n])
     loss_sum, top1, top5, n, arch_sum = sums.tolist()
@@ -157,20 +157,11 @@ def train_epoch(model: SearchNetwork, architect: Architect, weight_batches: Any,
             "arch_loss": arch_sum / n}
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, loader: Any, device: torch.device, layout: torch.memory_format) -> dict[str, float]:
     """Loss and top-1/top-5 accuracy (%) on the held-out half, BatchNorm in eval mode."""
-    model.eval()
-    sums = torch.zeros(4, dtype=torch.float64, device=device)
-    for batch in loader:
-        x, y = _to(batch, device, layout)
-        logits = model(x)
-        top1, top5 = _hits(logits, y)
-        sums += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(), top1, top5,
-                             _scalar(float(y.numel()), device)])
+    result = evaluate_classifier(model, (_to(batch, device, layout) for batch in loader), device)
     model.train()
-    loss_sum, top1, top5, n = sums.tolist()
-    return {"valid_loss": loss_sum / n, "valid_acc": 100.0 * top1 / n, "valid_top5": 100.0 * top5 / n}
+    return {"valid_loss": result.loss, "valid_acc": result.top1, "valid_top5": result.top5}
 
 
 def _cycle(dataset: Dataset, batch_size: int, seed: int, epoch: int, loader_kw: dict) -> Iterator[Batch]:
@@ -181,11 +172,6 @@ def _cycle(dataset: Dataset, batch_size: int, seed: int, epoch: int, loader_kw: 
 
 def _alphas(model: SearchNetwork) -> dict[str, torch.Tensor]:
     return {"normal": model.alphas_normal, "reduce": model.alphas_reduce}
-
-
-def _hits(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    top = logits.topk(min(5, logits.shape[1]), dim=1).indices == y[:, None]
-    return top[:, 0].sum().double(), top.any(dim=1).sum().double()
 
 
 def _scalar(value: float, device: torch.device) -> torch.Tensor:

@@ -26,9 +26,10 @@ from darts import runtime
 from darts.config import Params, SearchRNN, config_hash, section_dict
 from darts.data import text
 from darts.search.bilevel import Architect
-from darts.search.common import SearchRun, alphas_softmax, check_finite, eigenvalue_due
-from darts.spaces.rnn.model import LMOutput, RNNSearchModel, lm_loss
-from darts.train.lm import Corpora, dropouts, evaluate, load_corpora, perplexity
+from darts.evaluation import evaluate_lm, perplexity
+from darts.run import Run
+from darts.search.common import alphas_softmax, check_finite, eigenvalue_due, result_files
+from darts.spaces.rnn.model import Dropouts, LMOutput, RNNSearchModel, lm_loss
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class ArchStream:
         return x, y, self.hidden
 
 
-def arch_tokens(cfg: SearchRNN, data: Corpora) -> tuple[Tensor, Tensor]:
+def arch_tokens(cfg: SearchRNN, data: text.Corpora) -> tuple[Tensor, Tensor]:
     """(weight-training tokens, architecture tokens) for ``cfg.arch_data``."""
     if cfg.arch_data == "valid":
         return data.train, data.valid
@@ -80,7 +81,7 @@ def run_key(params: Params, seed: int, data_summary: dict[str, Any]) -> str:
 
 
 def build_search_model(cfg: SearchRNN, vocab_size: int) -> RNNSearchModel:
-    return RNNSearchModel(vocab_size, cfg.emsize, cfg.nhid, dropouts(cfg), alpha_init=cfg.alpha_init,
+    return RNNSearchModel(vocab_size, cfg.emsize, cfg.nhid, Dropouts.of(cfg), alpha_init=cfg.alpha_init,
                           alpha_init_scale=cfg.alpha_init_scale, track_running_stats=cfg.track_running_stats)
 
 
@@ -97,16 +98,15 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
     """Run (or resume) the search; write the run directory; return its final metrics."""
     cfg = params.search_rnn
     device = runtime.setup(params.runtime, seed)
-    data = load_corpora("ptb", data_root, cfg.train_tokens, cfg.eval_tokens)
+    data = text.load_corpora("ptb", data_root, cfg.train_tokens, cfg.eval_tokens)
     weight_tokens, arch_data = arch_tokens(cfg, data)
     key = run_key(params, seed, data.summary)
     model = build_search_model(cfg, data.vocab_size).to(device)
     architect = build_architect(model, cfg)
-    run = SearchRun(params, "search_rnn", key, seed, out,
-                    {"model": model, "weight_optimizer": architect.weight_optimizer,
-                     "arch_optimizer": architect.arch_optimizer},
-                    order=cfg.order, hessian=cfg.hessian, arch_data=cfg.arch_data,
-                    virtual_step_clip=cfg.virtual_step_clip, data=data.summary)
+    run = Run(params, "search_rnn", key, seed, out,
+              {"model": model, "weight_optimizer": architect.weight_optimizer, "arch_optimizer": architect.arch_optimizer},
+              "search", order=cfg.order, hessian=cfg.hessian, arch_data=cfg.arch_data,
+              virtual_step_clip=cfg.virtual_step_clip, data=data.summary)
     train_source = text.batchify(weight_tokens, cfg.batch_size).to(device)
     arch_source = text.batchify(arch_data, cfg.batch_size).to(device)
     log.info("search_rnn: %d weight tokens, %d architecture tokens (%s), order %s", len(weight_tokens),
@@ -119,7 +119,7 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
                                      text.bptt_generator(seed, epoch))
         row |= train_epoch(model, architect, train_source, ArchStream(arch_source), windows, cfg, epoch + 1,
                            params.runtime.progress)
-        valid_loss = evaluate(model, data.valid, cfg.eval_batch_size, cfg.bptt)
+        valid_loss = evaluate_lm(model, data.valid, cfg.eval_batch_size, cfg.bptt)
         row |= {"valid_loss": valid_loss, "valid_ppl": perplexity(valid_loss)}
         if eigenvalue_due(cfg.eigenvalue_every, epoch + 1):
             model.train()
@@ -141,7 +141,7 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
     metrics["arch_data"] = cfg.arch_data
     if "hessian_eigenvalue" in last:
         metrics["hessian_eigenvalue"] = last["hessian_eigenvalue"]
-    run.finish(model.genotype(), {"recurrent": model.alphas}, metrics, device)
+    run.finish(metrics, device, result_files(model.genotype(), {"recurrent": model.alphas}))
     return metrics
 
 

@@ -21,14 +21,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from darts import runtime
-from darts.checkpoint import Checkpoint
+from darts import distributed as D
+from darts import rundir, runtime, schedules
 from darts.config import Params, TrainCNN, config_hash, section_dict
 from darts.data import loading
 from darts.errors import DartsError
-from darts.io import atomic_path, write_json
-from darts.recording import Recorder, device_cost, write_meta
-from darts import distributed as D
+from darts.evaluation import EvalResult, evaluate_classifier
+from darts.checkpoint import save_tensors
+from darts.run import Run
 
 if TYPE_CHECKING:
     from darts.genotypes import CNNGenotype
@@ -73,14 +73,6 @@ class TaskData:
     summary: dict[str, Any]  # data manifest summary: provenance and part of the run's key
 
 
-@dataclass(frozen=True)
-class EvalResult:
-    loss: float
-    top1: float  # accuracy, %
-    top5: float  # accuracy, %
-    images: int
-
-
 def learning_rate(cfg: TrainCNN, epoch: int) -> float:
     """The learning rate of epoch ``epoch`` (0-based; epoch 0 trains at ``cfg.lr``).
 
@@ -88,13 +80,13 @@ def learning_rate(cfg: TrainCNN, epoch: int) -> float:
     step: ``lr * lr_gamma ** (epoch // lr_decay_period)`` (ImageNet: x0.97 per epoch).
     """
     if cfg.lr_schedule == "cosine":
-        return cfg.lr_min + (cfg.lr - cfg.lr_min) * (1.0 + math.cos(math.pi * epoch / cfg.epochs)) / 2.0
-    return cfg.lr * cfg.lr_gamma ** (epoch // cfg.lr_decay_period)
+        return schedules.cosine(cfg.lr, cfg.lr_min, epoch, cfg.epochs)
+    return schedules.step(cfg.lr, cfg.lr_gamma, cfg.lr_decay_period, epoch)
 
 
 def drop_path_prob(cfg: TrainCNN, epoch: int) -> float:
     """Ramped linearly from 0 at epoch 0 towards ``cfg.drop_path_prob`` (the official schedule)."""
-    return cfg.drop_path_prob * epoch / cfg.epochs
+    return schedules.linear_ramp(cfg.drop_path_prob, epoch, cfg.epochs)
 
 
 def load_data(task: Task, params: Params, root: Path) -> TaskData:
@@ -163,7 +155,6 @@ def run_key(task: Task, params: Params, genotype: CNNGenotype, seed: int, data_s
 def train(task: Task, params: Params, genotype: CNNGenotype, seed: int, out: Path, data_root: Path) -> dict:
     """Train ``genotype`` from scratch with the task's recipe; write the run directory; return metrics."""
     cfg: TrainCNN = getattr(params, task.section)
-    started = time.monotonic()
     device = runtime.setup(params.runtime, seed)
     world, device = D.init_world(device)
     try:
@@ -177,19 +168,13 @@ def train(task: Task, params: Params, genotype: CNNGenotype, seed: int, out: Pat
         net = D.wrap_model(model, world, device)
         optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                     weight_decay=cfg.weight_decay)
-        checkpoint = Checkpoint(params.runtime.checkpoint_dir, task.section, key)
-        start_epoch, history, wall_before = restore(checkpoint, model, optimizer, world)
-        recorder = None
-        if world.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            write_meta(out, section_dict(params, "runtime", task.section), seed=seed, dataset=task.dataset,
-                       split=task.split, genotype=genotype.to_json(), data=data.summary,
-                       run_key=key, world_size=world.size)
-            recorder = Recorder(out, cfg.epochs, history)
+        run = Run(params, task.section, key, seed, out, {"model": model, "optimizer": optimizer}, "train", world,
+                  dataset=task.dataset, split=task.split, genotype=genotype.to_json(), data=data.summary,
+                  world_size=world.size)
 
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         batch = D.per_rank_batch(cfg.batch_size, world)
-        for epoch in range(start_epoch, cfg.epochs):
+        for epoch in range(run.start_epoch, cfg.epochs):
             t0 = time.monotonic()
             lr = learning_rate(cfg, epoch)
             for group in optimizer.param_groups:
@@ -200,48 +185,21 @@ def train(task: Task, params: Params, genotype: CNNGenotype, seed: int, out: Pat
             if not math.isfinite(loss):
                 raise DartsError(f"training diverged: non-finite loss ({loss}) in epoch {epoch + 1} "
                                  f"(lr {lr:.4g}); no checkpoint of this epoch was written")
-            row = {"epoch": epoch + 1, "lr": lr, "drop_path_prob": model.drop_path_prob,
-                   "train_loss": loss, "train_acc": acc, "seconds": round(time.monotonic() - t0, 3)}
-            history.append(row)
-            rng_states = D.gather_objects(runtime.rng_state(), world)
-            if world.is_main:
-                recorder.log_epoch(row, ("train_loss", "train_acc", "lr"))
-                checkpoint.save({
-                    "epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "rng": rng_states, "history": history,
-                    "wall_seconds": wall_before + time.monotonic() - started,
-                })
+            run.end_epoch({"epoch": epoch + 1, "lr": lr, "drop_path_prob": model.drop_path_prob,
+                           "train_loss": loss, "train_acc": acc, "seconds": round(time.monotonic() - t0, 3)},
+                          ("train_loss", "train_acc", "lr"))
             D.barrier(world)
 
         D.sync_buffers(model, world)
         result = evaluate(model, data.eval, cfg, device, world, params.runtime.num_workers)
-        wall = wall_before + time.monotonic() - started
         metrics = report(task, cfg, result, model, data)
+        run.finish(metrics, device, {rundir.WEIGHTS: lambda path: save_weights(model, path)})
         if world.is_main:
-            save_weights(model, out / "weights.pt")
-            write_json(out / "train_cost.json", device_cost(device, wall))
-            recorder.finish(metrics)
             log.info("%s: %s", task.section, ", ".join(f"{k}={v}" for k, v in metrics.items()
                                                          if k.endswith(("error", "loss"))))
         return metrics
     finally:
         D.shutdown(world)
-
-
-def restore(checkpoint: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer,
-            world: D.World) -> tuple[int, list[dict], float]:
-    """Load the last completed epoch, if any: (epochs done, history, training seconds so far)."""
-    state = checkpoint.load()
-    if state is None:
-        return 0, [], 0.0
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if len(state["rng"]) == world.size:
-        runtime.set_rng_state(state["rng"][world.rank])
-    else:
-        log.warning("checkpoint written by %d processes, resumed by %d: fresh drop-path random streams",
-                    len(state["rng"]), world.size)
-    return state["epoch"], state["history"], state["wall_seconds"]
 
 
 def _train_loader(dataset: Dataset, batch: int, world: D.World, seed: int, epoch: int, params: Params,
@@ -297,30 +255,18 @@ def train_epoch(net: nn.Module, loader: DataLoader, optimizer: torch.optim.Optim
     return loss_sum / max(count, 1.0), 100.0 * correct / max(count, 1.0)
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, dataset: Dataset, cfg: TrainCNN, device: torch.device, world: D.World,
              num_workers: int = 0) -> EvalResult:
     """Mean cross-entropy (no smoothing) and top-1/top-5 accuracy over the whole set, all ranks."""
-    model.eval()
     loader = loading.eval_loader(dataset, cfg.eval_batch_size, num_workers=num_workers,
                                  pin_memory=device.type == "cuda", rank=world.rank, world_size=world.size)
-    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, top1, top5, n
-    for x, y in loader:
-        x, y = _to_device(x, cfg, device), y.to(device, non_blocking=True)
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
         with _autocast(cfg, device):
-            logits, _ = model(x)
-        logits = logits.float()
-        k = min(5, logits.shape[1])
-        hits = logits.topk(k, dim=1).indices == y[:, None]
-        sums += torch.stack([
-            nn.functional.cross_entropy(logits, y, reduction="sum").double(),
-            hits[:, 0].sum().double(), hits.any(dim=1).sum().double(),
-            torch.tensor(float(y.numel()), dtype=torch.float64, device=device),
-        ])
-    loss_sum, top1, top5, n = D.all_sum(sums, world).tolist()
-    if n == 0:
-        raise DartsError("the evaluation set is empty")
-    return EvalResult(loss=loss_sum / n, top1=100.0 * top1 / n, top5=100.0 * top5 / n, images=int(n))
+            return model(x)[0].float()
+
+    batches = ((_to_device(x, cfg, device), y.to(device, non_blocking=True)) for x, y in loader)
+    return evaluate_classifier(model, batches, device, logits, lambda sums: D.all_sum(sums, world))
 
 
 def report(task: Task, cfg: TrainCNN, result: EvalResult, model: nn.Module, data: TaskData) -> dict[str, Any]:
@@ -349,6 +295,4 @@ def report(task: Task, cfg: TrainCNN, result: EvalResult, model: nn.Module, data
 
 def save_weights(model: nn.Module, path: Path) -> None:
     """The bare network's state dict (official keys), contiguous CPU tensors, written atomically."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_tensors({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, path)

@@ -18,28 +18,27 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from darts import runtime
-from darts.checkpoint import Checkpoint
+from darts import rundir, runtime
 from darts.config import Params, TrainRNN, config_hash, section_dict
 from darts.data import text
 from darts.errors import DartsError
+from darts.evaluation import evaluate_lm, perplexity
 from darts.genotypes import RNNGenotype
-from darts.io import atomic_path, write_json
-from darts.recording import Recorder, device_cost, write_meta
+from darts.checkpoint import save_tensors
+from darts.run import Run
 from darts.spaces.rnn.model import Dropouts, RNNModel, build_eval_model, lm_loss
 
 log = logging.getLogger(__name__)
 
 LMDataset = Literal["ptb", "wikitext2"]
 Split = Literal["full", "search"]
-OUTPUTS = ("metrics.json", "weights.pt", "train_cost.json")
 
 
 @dataclass(frozen=True)
@@ -60,58 +59,6 @@ class Task:
     @property
     def reads_test(self) -> bool:
         return self.split == "full"
-
-
-@dataclass
-class Corpora:
-    """Token streams (1-D, capped by params at smoke scale), vocabulary size, data summary."""
-
-    train: Tensor
-    valid: Tensor
-    test: Tensor
-    vocab_size: int
-    summary: dict[str, Any]
-
-
-def load_corpora(dataset: LMDataset, root: str | Path, train_tokens: int | None, eval_tokens: int | None) -> Corpora:
-    root = Path(root)
-    if not all((root / f"{split}.txt").is_file() for split in text.SPLITS):
-        raise DartsError(f"{root}: expected train.txt, valid.txt and test.txt; run `darts data {dataset}` first "
-                         "or pass --data")
-    corpus = text.Corpus(root)
-    return Corpora(
-        text.cap_tokens(corpus.train, train_tokens), text.cap_tokens(corpus.valid, eval_tokens),
-        text.cap_tokens(corpus.test, eval_tokens), len(corpus.dictionary), text.manifest_summary(dataset, root),
-    )
-
-
-def dropouts(cfg: Any) -> Dropouts:
-    """The dropout probabilities of a params section (TrainRNN or SearchRNN)."""
-    return Dropouts(cfg.dropout, cfg.dropouth, cfg.dropoutx, cfg.dropouti, cfg.dropoute)
-
-
-def perplexity(loss: float) -> float:
-    return math.exp(loss) if loss < 700 else math.inf
-
-
-@torch.no_grad()
-def evaluate(model: RNNModel, data: Tensor, batch_size: int, bptt: int) -> float:
-    """Mean cross-entropy per token over ``data`` cut into ``batch_size`` streams and fixed
-    ``bptt`` windows, the hidden state carried across windows (dropout off)."""
-    model.eval()
-    source = text.batchify(data, batch_size).to(model.encoder.weight.device)
-    if source.size(0) < 2:
-        raise DartsError(f"{len(data)} tokens are too few for evaluation batch size {batch_size}")
-    hidden = model.init_hidden(batch_size)
-    total, count = torch.zeros((), dtype=torch.float64, device=source.device), 0
-    for i in range(0, source.size(0) - 1, bptt):
-        x, y = text.get_batch(source, i, bptt)
-        out = model(x, hidden)
-        total += nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.size(-1)), y.reshape(-1),
-                                             reduction="sum").double()
-        count += y.numel()
-        hidden = out.hidden
-    return float(total) / count
 
 
 def asgd_due(previous_losses: list[float], loss: float, nonmono: int) -> bool:
@@ -207,30 +154,22 @@ def train(task: Task, params: Params, genotype: RNNGenotype, seed: int, out: str
           data_root: str | Path) -> dict[str, Any]:
     """Train (or resume) one run; write its run directory; return metrics.json's content."""
     cfg: TrainRNN = getattr(params, task.section)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in OUTPUTS:  # a stale result must not outlive a rerun that fails
-        (out / name).unlink(missing_ok=True)
     device = runtime.setup(params.runtime, seed)
-    data = load_corpora(task.dataset, data_root, cfg.train_tokens, cfg.eval_tokens)
-    model = build_eval_model(data.vocab_size, cfg.emsize, cfg.nhid, genotype, dropouts(cfg)).to(device)
+    data = text.load_corpora(task.dataset, data_root, cfg.train_tokens, cfg.eval_tokens)
+    model = build_eval_model(data.vocab_size, cfg.emsize, cfg.nhid, genotype, Dropouts.of(cfg)).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     average = IterateAverage(list(model.parameters()))
+    progress = _Progress()
     key = run_key(task, params, seed, genotype, data.summary)
-    checkpoint = Checkpoint(params.runtime.checkpoint_dir, task.section, key)
-    write_meta(out, section_dict(params, "runtime", task.section), seed=seed, task=task.section,
-               dataset=task.dataset, genotype=genotype.to_json(), data=data.summary, run_key=key)
-
-    state = checkpoint.load()
-    progress = _Progress.resume(state, model, optimizer, average) if state else _Progress()
-    recorder = Recorder(out, cfg.epochs, progress.history)
-    started = time.monotonic()
+    run = Run(params, task.section, key, seed, out,
+              {"model": model, "optimizer": optimizer, "average": average, "progress": progress}, "train",
+              task=task.section, dataset=task.dataset, genotype=genotype.to_json(), data=data.summary)
     train_source = text.batchify(data.train, cfg.batch_size).to(device)
     log.info("%s: %s params, %d training tokens, ASGD %s", task.section, f"{n_params:,}", len(data.train),
              "on" if cfg.asgd else "off")
 
-    for epoch in range(progress.epoch, cfg.epochs):
+    for epoch in range(run.start_epoch, cfg.epochs):
         t0 = time.monotonic()
         generator = text.bptt_generator(seed, epoch)
         row: dict[str, Any] = {"epoch": epoch + 1}
@@ -239,10 +178,10 @@ def train(task: Task, params: Params, genotype: RNNGenotype, seed: int, out: str
         averaged = progress.asgd_epoch is not None
         if averaged:
             with average.swapped():
-                valid_loss = evaluate(model, data.valid, cfg.eval_batch_size, cfg.bptt)
+                valid_loss = evaluate_lm(model, data.valid, cfg.eval_batch_size, cfg.bptt)
                 progress.keep_if_best(model, valid_loss, epoch + 1)
         else:
-            valid_loss = evaluate(model, data.valid, cfg.eval_batch_size, cfg.bptt)
+            valid_loss = evaluate_lm(model, data.valid, cfg.eval_batch_size, cfg.bptt)
             progress.keep_if_best(model, valid_loss, epoch + 1)
             if cfg.asgd and asgd_due(progress.valid_losses, valid_loss, cfg.nonmono):
                 progress.asgd_epoch = epoch + 1
@@ -250,13 +189,9 @@ def train(task: Task, params: Params, genotype: RNNGenotype, seed: int, out: str
         if not math.isfinite(valid_loss):
             raise DartsError(f"training diverged at epoch {epoch + 1}: validation loss {valid_loss}")
         progress.valid_losses.append(valid_loss)
-        progress.epoch = epoch + 1
         row |= {"valid_loss": valid_loss, "valid_ppl": perplexity(valid_loss), "averaged": averaged,
                 "seconds": round(time.monotonic() - t0, 3)}
-        recorder.log_epoch(row, ("train_ppl", "valid_ppl"))
-        progress.wall_seconds += time.monotonic() - started
-        started = time.monotonic()
-        checkpoint.save(progress.state(model, optimizer, average, recorder.history))
+        run.end_epoch(row, ("train_ppl", "valid_ppl"))
 
     model.load_state_dict(progress.best_state)
     metrics: dict[str, Any] = {
@@ -266,55 +201,32 @@ def train(task: Task, params: Params, genotype: RNNGenotype, seed: int, out: str
         "epochs": cfg.epochs, "vocab_size": data.vocab_size,
     }
     if task.reads_test:
-        test_loss = evaluate(model, data.test, cfg.test_batch_size, cfg.bptt)
+        test_loss = evaluate_lm(model, data.test, cfg.test_batch_size, cfg.bptt)
         metrics |= {"test_loss": test_loss, "test_ppl": perplexity(test_loss), "test_tokens": len(data.test)}
-    with atomic_path(out / "weights.pt") as tmp:
-        torch.save(progress.best_state, tmp)
-    wall = progress.wall_seconds + time.monotonic() - started
-    write_json(out / "train_cost.json", device_cost(device, wall))
-    recorder.finish(metrics)
+    run.finish(metrics, device, {rundir.WEIGHTS: lambda path: save_tensors(progress.best_state, path)})
     return metrics
 
 
 @dataclass
 class _Progress:
-    """What a resumed run needs beyond model and optimizer: where it is, the ASGD switch, the
+    """What a resumed run needs beyond model, optimizer and average: the ASGD switch, the
     validation history that triggers it, and the best weights so far."""
 
-    epoch: int = 0
     asgd_epoch: int | None = None
-    valid_losses: list[float] | None = None
+    valid_losses: list[float] = field(default_factory=list)
     best_loss: float = math.inf
     best_epoch: int = 0
     best_state: dict[str, Tensor] | None = None
-    history: list[dict] | None = None
-    wall_seconds: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.valid_losses = list(self.valid_losses or [])
-        self.history = list(self.history or [])
 
     def keep_if_best(self, model: nn.Module, loss: float, epoch: int) -> None:
         if loss < self.best_loss:
             self.best_loss, self.best_epoch = loss, epoch
             self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
-    def state(self, model: nn.Module, optimizer: torch.optim.Optimizer, average: IterateAverage,
-              history: list[dict]) -> dict[str, Any]:
-        return {
-            "epoch": self.epoch, "asgd_epoch": self.asgd_epoch, "valid_losses": self.valid_losses,
-            "best_loss": self.best_loss, "best_epoch": self.best_epoch, "best_state": self.best_state,
-            "history": history, "wall_seconds": self.wall_seconds,
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "average": average.state_dict(),
-            "rng": runtime.rng_state(),
-        }
+    def state_dict(self) -> dict[str, Any]:
+        return {"asgd_epoch": self.asgd_epoch, "valid_losses": list(self.valid_losses), "best_loss": self.best_loss,
+                "best_epoch": self.best_epoch, "best_state": self.best_state}
 
-    @classmethod
-    def resume(cls, state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-               average: IterateAverage) -> _Progress:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        average.load_state_dict(state["average"])
-        runtime.set_rng_state(state["rng"])
-        return cls(state["epoch"], state["asgd_epoch"], state["valid_losses"], state["best_loss"],
-                    state["best_epoch"], state["best_state"], state["history"], state["wall_seconds"])
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)

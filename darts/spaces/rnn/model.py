@@ -12,6 +12,7 @@ cell matrix uniform in +-``INIT_RANGE`` (0.04), the decoder bias zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,11 @@ class Dropouts:
     dropoutx: float = 0.75
     dropouti: float = 0.2
     dropoute: float = 0.0
+
+    @classmethod
+    def of(cls, section: Any) -> "Dropouts":
+        """The probabilities of a params section with these five fields (search_rnn, train_ptb, ...)."""
+        return cls(section.dropout, section.dropouth, section.dropoutx, section.dropouti, section.dropoute)
 
 
 @dataclass
