@@ -91,6 +91,8 @@ class Run:
     def _restore(self, state: dict[str, Any]) -> None:
         try:
             states, rng = state["states"], state["rng"]
+            if not isinstance(rng, list):  # one state per rank; a dict is the format before this class
+                raise TypeError("rng")
             for name, obj in self.stateful.items():
                 obj.load_state_dict(states[name])
         except (KeyError, TypeError) as exc:

@@ -82,6 +82,15 @@ def test_a_finished_checkpoint_resumed_into_an_empty_folder_writes_every_result(
     assert _folder(again) == _folder(first)
 
 
+def test_a_checkpoint_of_the_earlier_formats_is_refused_naming_its_file(tmp_path):
+    _toy(tmp_path, tmp_path / "run", 2)
+    (path,) = (tmp_path / "ckpt").glob("*/*/state.pt")
+    state = torch.load(path, weights_only=True)
+    torch.save({**state, "rng": state["rng"][0]}, path)  # the searches' format: one RNG state, not one per rank
+    with pytest.raises(DartsError, match=f"{path}: not a checkpoint of this version"):
+        _toy(tmp_path, tmp_path / "run", 2)
+
+
 def test_non_finite_metric_is_divergence_and_clears_the_previous_results(tmp_path):
     out = tmp_path / "run"
     _toy(tmp_path, out, 2)
