@@ -8,7 +8,7 @@ MIRROR ?= $(or $(DARTS_DATA_MIRROR),$(abspath ../shared/datasets))
 export DVC_NO_ANALYTICS := 1
 RUN    := DARTS_DATA_MIRROR=$(MIRROR) PATH=$(abspath $(BIN)):$$PATH
 
-.PHONY: setup smoke test test-fast bench
+.PHONY: setup smoke test test-fast bench slurm-profile
 
 $(BIN)/darts: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ test-fast: setup
 
 bench: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_cli_startup.py
+
+# Your SLURM profile (~/.config/snakemake/slurm), from the template: then `snakemake --profile slurm`.
+slurm-profile:
+	workflow/slurm/install-profile.sh

@@ -84,7 +84,9 @@ def load_jobs(root: str | Path = ".") -> list[Job]:
             params: dict[str, Any] = {}
             for dep in stage.deps:
                 if isinstance(dep, ParamsDependency):
-                    tree = files.setdefault(dep.def_path, read_yaml(Path(root) / dep.def_path))
+                    if dep.def_path not in files:   # not setdefault: its default is evaluated every time
+                        files[dep.def_path] = read_yaml(Path(root) / dep.def_path)
+                    tree = files[dep.def_path]
                     params.update({key: _lookup(tree, key) for key in dep.params or tree})
                     continue
                 dep_path = posix(dep.def_path)
