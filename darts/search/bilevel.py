@@ -18,6 +18,11 @@ Every evaluation is functional (torch.func.functional_call): the network is neve
 rebuilt, the live weights are never perturbed, BatchNorm statistics go to throw-away copies, and
 each evaluation replays the random state the step started from, so dropout masks agree across
 w, w' and w ± εu. The step leaves the global random state where it found it.
+
+Data-parallel (``reduce``, DEVIATIONS.md): each process evaluates the losses on its slice of the
+batch, and every gradient the step combines is the mean over processes: ∇w L_train of the virtual
+step (so w' is the same on every rank), v and ∇α L_val at w', and H u. The step then computes the
+architecture gradient of the mean of the per-process losses.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ class Architect:
     The weights are those of ``weight_optimizer`` (an SGD whose lr, momentum, weight decay and
     momentum buffers define the virtual step), the alphas those of ``arch_optimizer``.
     ``virtual_step_clip`` clips the virtual step's gradient as ``clip_grad_norm_`` clips the real
-    one (None: no clipping, as in the official CNN search).
+    one (None: no clipping, as in the official CNN search). ``reduce`` maps a list of gradients to
+    their means over the processes of a data-parallel search (None: one process).
     """
 
     def __init__(
@@ -65,6 +71,7 @@ class Architect:
         hessian: Hessian = "finite_difference",
         fd_epsilon: float = 0.01,
         virtual_step_clip: float | None = None,
+        reduce: Callable[[list[Tensor]], list[Tensor]] | None = None,
     ):
         if order not in ("first", "second"):
             raise ValueError(f"order must be 'first' or 'second', got {order!r}")
@@ -80,6 +87,7 @@ class Architect:
         self.weight_optimizer, self.arch_optimizer = weight_optimizer, arch_optimizer
         self.order, self.hessian = order, hessian
         self.fd_epsilon, self.virtual_step_clip = fd_epsilon, virtual_step_clip
+        self.reduce = reduce  # the mean over the processes of a data-parallel search; None: one process
         self.alphas = [p for g in arch_optimizer.param_groups for p in g["params"]]
 
     @property
@@ -100,12 +108,12 @@ class Architect:
         with self._replayed_randomness() as replay:
             if self.order == "first":
                 loss, aux = self._loss(valid_batch, replay)
-                grads = torch.autograd.grad(loss, self.alphas, allow_unused=True)
+                grads = self._mean(torch.autograd.grad(loss, self.alphas, allow_unused=True))
                 return [_or_zeros(g, a) for g, a in zip(grads, self.alphas)], ArchStep(loss.detach(), aux)
             exact = self.hessian == "exact"
             train_grads, w_prime, scale = self._virtual_step(train_batch, replay, create_graph=exact)
             loss, aux = self._loss(valid_batch, replay, w_prime)
-            grads = torch.autograd.grad(loss, [*w_prime.values(), *self.alphas], allow_unused=True)
+            grads = self._mean(torch.autograd.grad(loss, [*w_prime.values(), *self.alphas], allow_unused=True))
             v, d_alpha = grads[: len(w_prime)], grads[len(w_prime):]
             u = {n: scale[n] * g for n, g in zip(w_prime, v) if g is not None}
             if exact:
@@ -113,6 +121,7 @@ class Architect:
                 hu = torch.autograd.grad(inner, self.alphas, allow_unused=True)
             else:
                 hu = self._finite_difference_hvp(train_batch, replay, u)
+            hu = self._mean(hu)
             d_alpha = [_or_zeros(d, a) - _or_zeros(h, a) for d, h, a in zip(d_alpha, hu, self.alphas)]
             return d_alpha, ArchStep(loss.detach(), aux)
 
@@ -132,7 +141,7 @@ class Architect:
             eigenvalue = torch.zeros(())
             for _ in range(iterations):
                 vec = [x / _norm(vec) for x in vec]
-                hv = torch.autograd.grad(grads, self.alphas, grad_outputs=vec, retain_graph=True)
+                hv = self._mean(torch.autograd.grad(grads, self.alphas, grad_outputs=vec, retain_graph=True))
                 eigenvalue = sum((h * x).sum() for h, x in zip(hv, vec))
                 vec = list(hv)
             return float(eigenvalue)
@@ -146,19 +155,27 @@ class Architect:
         weights = self.weights
         grads = torch.autograd.grad(loss, [p for _, p, _ in weights], create_graph=create_graph, allow_unused=True)
         used = [(w, g) for w, g in zip(weights, grads) if g is not None]
+        steps = self._mean([g.detach() for _, g in used])  # ∇w L_train, the mean over processes
         coef: Tensor | float = 1.0
         if self.virtual_step_clip is not None:
-            total = _norm([g.detach() for _, g in used])
+            total = _norm(steps)
             coef = (self.virtual_step_clip / (total + 1e-6)).clamp(max=1.0)
         train_grads, w_prime, scale = {}, {}, {}
-        for (name, p, group), g in used:
-            step = coef * g.detach() + group["weight_decay"] * p.detach()
+        for ((name, p, group), g), mean_g in zip(used, steps):
+            step = coef * mean_g + group["weight_decay"] * p.detach()
             buf = self.weight_optimizer.state.get(p, {}).get("momentum_buffer")
             if group["momentum"] and buf is not None:
                 step = step + group["momentum"] * buf
             w_prime[name] = (p.detach() - group["lr"] * step).requires_grad_()
             train_grads[name], scale[name] = g, group["lr"] * coef
         return train_grads, w_prime, scale
+
+    def _mean(self, grads: "tuple[Tensor | None, ...] | list[Tensor | None]") -> list:
+        """Each gradient's mean over the processes (``reduce``); None stays None (the same on every rank)."""
+        if self.reduce is None:
+            return list(grads)
+        means = iter(self.reduce([g for g in grads if g is not None]))
+        return [None if g is None else next(means) for g in grads]
 
     def _finite_difference_hvp(self, batch: Any, replay: Callable[[], None], u: dict[str, Tensor]) -> list[Tensor]:
         norm = _norm(list(u.values()))
