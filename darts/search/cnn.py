@@ -5,6 +5,12 @@ updates the alphas on the next batch of a cycled stream over the second half, th
 a batch of the first half (SGD, cosine-annealed learning rate, epoch 0 at the initial rate,
 gradient clipping). Both streams are functions of (seed, epoch), so a resumed run sees the batches
 an uninterrupted one would. Writes the run directory of docs/design.md.
+
+Data-parallel under torchrun (DEVIATIONS.md, "Data-parallel search"): ``batch_size`` is the global
+batch; each rank takes its slice of every batch of both streams (the union is the one-process
+batch), BatchNorm normalises each rank's slice on its own (ghost batches), and the architecture and
+weight steps use gradients averaged over the ranks, so weights and alphas stay the same on every
+rank. Rank 0 writes; every rank resumes from the checkpoint.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from darts import distributed as D
 from darts import runtime, schedules
 from darts.config import Params, SearchCNN, config_hash, section_dict
 from darts.data import cifar
@@ -29,7 +36,16 @@ from darts.data.loading import derive_seed, epoch_loader, eval_loader
 from darts.evaluation import evaluate_classifier, topk_hits
 from darts.run import Run
 from darts.search.bilevel import Architect
-from darts.search.common import alphas_softmax, check_finite, eigenvalue_due, result_files
+from darts.search.common import (
+    all_finite_check,
+    alphas_softmax,
+    average_buffers,
+    average_gradients,
+    check_finite,
+    eigenvalue_due,
+    reducer,
+    result_files,
+)
 from darts.spaces.cnn.search_network import SearchNetwork
 
 log = logging.getLogger(__name__)
@@ -62,15 +78,18 @@ def cross_entropy(forward: Callable[..., torch.Tensor], batch: Batch) -> torch.T
     return F.cross_entropy(forward(x), y)
 
 
-def run_key(params: Params, seed: int, data_summary: dict[str, Any], layout: torch.memory_format) -> str:
+def run_key(params: Params, seed: int, data_summary: dict[str, Any], layout: torch.memory_format,
+            world_size: int = 1) -> str:
     """Everything that determines the search: a changed input starts a fresh run.
 
     The memory layout enters resolved (``auto`` becomes what it ran as): in float32 the layout
     changes the alpha gradients (DEVIATIONS.md), so a run never resumes in another layout, e.g. a
     CPU (channels_last) checkpoint on CUDA (contiguous); ``auto`` on the CPU and an explicit
-    ``channels_last`` are the same run."""
+    ``channels_last`` are the same run. The number of processes is in the key too (each one's
+    BatchNorm sees its own slice of the batch): a rerun on another world size starts fresh."""
     sections = section_dict(params, "search_cnn")
     sections["search_cnn"]["memory_format"] = layout_name(layout)
+    sections["search_cnn"]["world_size"] = world_size
     return config_hash("search_cnn", sections, seed, data_summary)
 
 
@@ -78,24 +97,38 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
     """Run (or resume) the search; write the run directory; return its final metrics."""
     cfg = params.search_cnn
     device = runtime.setup(params.runtime, seed)
+    world, device = D.init_world(device)
+    try:
+        return _search(params, seed, out, data_root, device, world)
+    finally:
+        D.shutdown(world)
+
+
+def _search(params: Params, seed: int, out: str | Path, data_root: str | Path, device: torch.device,
+            world: D.World) -> dict[str, Any]:
+    cfg = params.search_cnn
+    batch = D.per_rank_batch(cfg.batch_size, world)
     data = load_search_data(cfg, data_root)
     layout = memory_format(cfg, device)
-    key = run_key(params, seed, data.summary, layout)
+    key = run_key(params, seed, data.summary, layout, world.size)
     model = SearchNetwork(cfg.init_channels, cifar.NUM_CLASSES, cfg.layers, alpha_init=cfg.alpha_init,
                           alpha_init_scale=cfg.alpha_init_scale,
                           track_running_stats=cfg.track_running_stats).to(device)
     model = model.to(memory_format=layout)
+    if world.distributed:  # the same initial network on every rank, then each rank its own random stream
+        runtime.seed_everything(derive_seed(seed, "rank", world.rank))
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
                             weight_decay=cfg.weight_decay)
     a_opt = torch.optim.Adam(model.arch_parameters(), lr=cfg.arch_lr, betas=cfg.arch_betas,
                              weight_decay=cfg.arch_weight_decay)
     architect = Architect(model, w_opt, a_opt, cross_entropy, order=cfg.order, hessian=cfg.hessian,
-                          fd_epsilon=cfg.fd_epsilon)
+                          fd_epsilon=cfg.fd_epsilon, reduce=reducer(world))
     run = Run(params, "search_cnn", key, seed, out, {"model": model, "weight_optimizer": w_opt, "arch_optimizer": a_opt},
-              "search", order=cfg.order, hessian=cfg.hessian, data=data.summary)
+              "search", world, order=cfg.order, hessian=cfg.hessian, data=data.summary, world_size=world.size)
     loader_kw = {"num_workers": params.runtime.num_workers, "pin_memory": device.type == "cuda"}
-    # The eigenvalue diagnostic's fixed batch: the first of the held-out half, unaugmented.
-    probe = _to(next(iter(eval_loader(data.held_out, cfg.batch_size, **loader_kw))), device, layout) \
+    shard = {"rank": world.rank, "world_size": world.size}
+    # The eigenvalue diagnostic's fixed batch: the first of the held-out half, unaugmented (this rank's slice).
+    probe = _to(next(iter(eval_loader(data.held_out, batch, **loader_kw, **shard))), device, layout) \
         if cfg.eigenvalue_every else None
 
     for epoch in range(run.start_epoch, cfg.epochs):
@@ -103,12 +136,13 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
         lr = learning_rate(cfg, epoch)
         for group in w_opt.param_groups:
             group["lr"] = lr
-        weight_batches = epoch_loader(data.weights, cfg.batch_size, seed=seed, epoch=epoch, **loader_kw)
-        arch_batches = _cycle(data.arch, cfg.batch_size, derive_seed(seed, "arch"), epoch, loader_kw)
+        weight_batches = epoch_loader(data.weights, batch, seed=seed, epoch=epoch, **loader_kw, **shard)
+        arch_batches = _cycle(data.arch, batch, derive_seed(seed, "arch"), epoch, loader_kw | shard)
         row: dict[str, Any] = {"epoch": epoch + 1, "lr": lr}
         row |= train_epoch(model, architect, weight_batches, arch_batches, cfg, device, layout, epoch + 1,
-                           params.runtime.progress)
-        row |= evaluate(model, eval_loader(data.held_out, cfg.batch_size, **loader_kw), device, layout)
+                           params.runtime.progress and world.is_main, world)
+        average_buffers(model, world)  # one model again: each rank's BatchNorm averages saw its own slices
+        row |= evaluate(model, eval_loader(data.held_out, batch, **loader_kw, **shard), device, layout, world)
         if eigenvalue_due(cfg.eigenvalue_every, epoch + 1):
             row["hessian_eigenvalue"] = architect.hessian_eigenvalue(probe, cfg.eigenvalue_iterations)
         genotype = model.genotype()
@@ -131,8 +165,9 @@ def search(params: Params, seed: int, out: str | Path, data_root: str | Path) ->
 
 def train_epoch(model: SearchNetwork, architect: Architect, weight_batches: Any, arch_batches: Iterator[Batch],
                 cfg: SearchCNN, device: torch.device, layout: torch.memory_format, epoch: int,
-                progress: bool) -> dict[str, float]:
-    """Alg. 1 over one pass of the weights' half: an alpha step, then a weight step, per batch."""
+                progress: bool, world: D.World = D.World()) -> dict[str, float]:
+    """Alg. 1 over one pass of the weights' half: an alpha step, then a weight step, per batch (this
+    rank's slices of them; the gradients of both steps are averaged over the ranks)."""
     from tqdm import tqdm
 
     model.train()
@@ -143,23 +178,27 @@ def train_epoch(model: SearchNetwork, architect: Architect, weight_batches: Any,
         arch = architect.step((x, y), _to(next(arch_batches), device, layout))
         logits = model(x)
         loss = F.cross_entropy(logits, y)
-        check_finite({"train loss": loss.detach(), "architecture loss": arch.loss}, epoch, step)
+        check_finite(all_finite_check({"train loss": loss.detach(), "architecture loss": arch.loss}, world),
+                     epoch, step)
         w_opt = architect.weight_optimizer
         w_opt.zero_grad(set_to_none=True)
         loss.backward(inputs=weights)
+        average_gradients(weights, world)
         check_finite({"weight gradient norm": nn.utils.clip_grad_norm_(weights, cfg.grad_clip)}, epoch, step)
         w_opt.step()
         top1, top5 = topk_hits(logits.detach(), y)
         n = float(y.numel())
         sums += torch.stack([loss.detach().double() * n, top1, top5, _scalar(n, device), arch.loss.double() * n])
-    loss_sum, top1, top5, n, arch_sum = sums.tolist()
+    loss_sum, top1, top5, n, arch_sum = D.all_sum(sums, world).tolist()
     return {"train_loss": loss_sum / n, "train_acc": 100.0 * top1 / n, "train_top5": 100.0 * top5 / n,
             "arch_loss": arch_sum / n}
 
 
-def evaluate(model: nn.Module, loader: Any, device: torch.device, layout: torch.memory_format) -> dict[str, float]:
-    """Loss and top-1/top-5 accuracy (%) on the held-out half, BatchNorm in eval mode."""
-    result = evaluate_classifier(model, (_to(batch, device, layout) for batch in loader), device)
+def evaluate(model: nn.Module, loader: Any, device: torch.device, layout: torch.memory_format,
+             world: D.World = D.World()) -> dict[str, float]:
+    """Loss and top-1/top-5 accuracy (%) on the held-out half (each rank its slice), BatchNorm in eval mode."""
+    result = evaluate_classifier(model, (_to(batch, device, layout) for batch in loader), device,
+                                 reduce=lambda sums: D.all_sum(sums, world))
     model.train()
     return {"valid_loss": result.loss, "valid_acc": result.top1, "valid_top5": result.top5}
 
