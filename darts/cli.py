@@ -11,6 +11,7 @@ from types import ModuleType
 
 from darts import __version__
 from darts.commands import (
+    clean,
     compare,
     data,
     evaluate,
@@ -24,7 +25,7 @@ from darts.commands import (
     train,
     workspace,
 )
-from darts.errors import DartsError
+from darts.errors import DartsError, os_error_message
 
 # name -> (module, one-line help). Order is the order `darts --help` lists them.
 COMMANDS: dict[str, tuple[ModuleType, str]] = {
@@ -40,6 +41,7 @@ COMMANDS: dict[str, tuple[ModuleType, str]] = {
     "workspace": (workspace, "the pipeline at one scale in its own folder (make smoke: smoke/)"),
     "tabulate": (tabulate, "the results tables beside the paper's, the figures and results/REPORT.md"),
     "compare": (compare, "diff results/ against the paper's tables; --strict fails on any miss"),
+    "clean": (clean, "list or prune checkpoint keys: finished runs', or all but the newest per stage"),
 }
 
 
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     except DartsError as exc:
         print(f"darts {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a file-system failure no module turned into a DartsError: path and cause
+        logging.getLogger("darts").debug("file-system error", exc_info=True)
+        print(f"darts {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"darts {args.command}: interrupted", file=sys.stderr)
         return 130

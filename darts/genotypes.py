@@ -326,7 +326,16 @@ def _other(space: str) -> str:
 
 
 def _read_file(path: Path) -> Genotype:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DartsError(f"genotype file {path}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                         f"expected genotype JSON or an official Genotype(...) string") from None
+    except OSError as exc:
+        raise DartsError(f"genotype file {path}: cannot read it ({exc.strerror or exc})") from None
+    if "\x00" in text:
+        raise DartsError(f"genotype file {path}: binary content (NUL bytes); "
+                         f"expected genotype JSON or an official Genotype(...) string")
     if text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
@@ -336,7 +345,10 @@ def _read_file(path: Path) -> Genotype:
             return genotype_from_json(data)
         except DartsError as exc:
             raise DartsError(f"{path}: {exc}") from None
-    return parse_official(text)
+    try:
+        return parse_official(text)
+    except DartsError as exc:
+        raise DartsError(f"genotype file {path}: {exc}") from None
 
 
 def _rows(weights: Any, primitives: Sequence[str], edges: int, what: str) -> list[list[float]]:

@@ -15,15 +15,21 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
-from darts.data import manifest
+from darts.data import formats, manifest
 from darts.data.formats import CIFAR_CLASSES as NUM_CLASSES  # noqa: F401  (re-exported API)
 from darts.data.formats import cifar_label_names as label_names  # noqa: F401
-from darts.data.formats import load_cifar10  # noqa: F401
 from darts.data.loading import balanced_indices
 
 # Per-channel mean and std of the 50k training images (the values the official code uses).
 CIFAR_MEAN = (0.49139968, 0.48215827, 0.44653124)
 CIFAR_STD = (0.24703233, 0.24348505, 0.26158768)
+
+
+def load_cifar10(root: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(train_x, train_y, test_x, test_y)`` of the folder, its files first checked against its manifest
+    (or SHA256SUMS): ``darts.data.manifest.verified``. A changed or corrupted batch is an error naming it."""
+    manifest.verified("cifar10", root)
+    return formats.load_cifar10(root)
 
 
 def search_split(n: int, train_portion: float) -> tuple[np.ndarray, np.ndarray]:
@@ -119,6 +125,6 @@ def search_datasets(root: str | Path, train_portion: float, train_images: int | 
 
 
 def manifest_summary(root: str | Path) -> dict[str, Any]:
-    """The data summary for meta.json and checkpoint keys: from the manifest `darts data` wrote, or,
-    for a folder without one (e.g. a mirror used directly), from the files themselves."""
+    """The data summary for meta.json and checkpoint keys, of the files as verified (``manifest.verified``:
+    against the manifest `darts data` wrote, or a mirror folder's SHA256SUMS; refused with neither)."""
     return manifest.folder_summary("cifar10", root)

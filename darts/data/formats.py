@@ -24,11 +24,17 @@ CIFAR_CLASSES = 10
 
 
 class _BatchUnpickler(pickle.Unpickler):
-    """Only numpy arrays and plain containers: a CIFAR batch needs nothing else, so no code runs."""
+    """Only numpy arrays and plain containers: a CIFAR batch needs nothing else, so no code runs.
+
+    The official batches are Python 2 pickles (protocol 2, bytes keys); a batch re-pickled by Python 3
+    (torchvision reads it too) has str keys and, at protocol 2, bytes as ``_codecs.encode(str, "latin1")``,
+    at protocol 5 arrays as ``numpy._core.numeric._frombuffer``: pure functions, allowed as well.
+    """
 
     _ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
     }
 
     def find_class(self, module: str, name: str) -> Any:
@@ -53,16 +59,29 @@ def _unpickle(path: Path) -> dict:
             return _BatchUnpickler(f, encoding="bytes").load()
     except FileNotFoundError:
         raise DartsError(f"{path}: file not found") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        raise DartsError(f"{path}: not a CIFAR-10 batch ({exc})") from None
+    except OSError as exc:
+        raise DartsError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            ImportError, MemoryError) as exc:
+        raise DartsError(f"{path}: not a CIFAR-10 batch ({type(exc).__name__}: {exc})") from None
+
+
+def _field(batch: Any, name: str) -> Any:
+    """``batch[name]`` under a bytes key (Python 2 pickles, the official ones) or a str key (Python 3)."""
+    if not isinstance(batch, dict):
+        raise KeyError(name)
+    for key in (name.encode(), name):
+        if key in batch:
+            return batch[key]
+    raise KeyError(name)
 
 
 def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One batch file: images (N, 32, 32, 3) uint8 RGB and labels (N,) int64."""
     batch = _unpickle(path)
     try:
-        data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"], dtype=np.int64)
-    except (KeyError, TypeError) as exc:
+        data, labels = np.asarray(_field(batch, "data")), np.asarray(_field(batch, "labels"), dtype=np.int64)
+    except (KeyError, TypeError, ValueError) as exc:
         raise DartsError(f"{path}: not a CIFAR-10 batch (no {exc})") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
         raise DartsError(f"{path}: expected uint8 data of shape (N, 3072) and N labels, "
@@ -83,7 +102,10 @@ def load_cifar10(root: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
 
 def cifar_label_names(root: str | Path) -> list[str]:
     meta = _unpickle(cifar_batches_dir(root) / "batches.meta")
-    return [name.decode() for name in meta[b"label_names"]]
+    try:
+        return [name.decode() if isinstance(name, bytes) else str(name) for name in _field(meta, "label_names")]
+    except (KeyError, TypeError) as exc:
+        raise DartsError(f"{cifar_batches_dir(root) / 'batches.meta'}: not CIFAR-10 metadata (no {exc})") from None
 
 
 def describe_cifar10(root: str | Path) -> dict[str, Any]:
@@ -136,6 +158,8 @@ def read_tokens(path: Path, dictionary: Dictionary) -> tuple[list[int], int]:
         raise DartsError(f"{path}: file not found") from None
     except UnicodeDecodeError as exc:
         raise DartsError(f"{path}: not UTF-8 text ({exc})") from None
+    except OSError as exc:  # a directory where the file should be, unreadable, ...
+        raise DartsError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     return ids, lines
 
 

@@ -15,7 +15,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
 from darts.data import manifest
-from darts.data.formats import class_folders, describe_imagefolder, imagefolder_split
+from darts.data.formats import class_folders, imagefolder_split
 from darts.data.loading import take  # noqa: F401  (re-exported: caps on ImageFolders)
 from darts.data.registry import IMAGENET_HELP
 from darts.errors import DartsError
@@ -68,9 +68,10 @@ def num_classes(dataset: Any) -> int:
 
 
 def manifest_summary(root: str | Path) -> dict[str, Any]:
-    """The data summary for meta.json and checkpoint keys, from a scan of the root (its digest
-    covers the listing hash, so changed images change it)."""
-    return manifest.described_summary("imagenet", describe_imagefolder(root))
+    """The data summary for meta.json and checkpoint keys, of the root as verified now
+    (``manifest.verified_imagefolder``: every image's size, a sample's sha256); its digest covers the
+    listing hash, so changed images change it."""
+    return manifest.summarize(manifest.verified_imagefolder(root))
 
 
 def resolve_root(explicit: str | Path | None, params: Any) -> Path:
@@ -91,4 +92,6 @@ def require_root(explicit: str | Path | None, params: Any) -> Path:
     root = resolve_root(explicit, params)
     if not (root / "train").is_dir():
         raise DartsError(f"no ImageNet data at {root} (no train/ folder): {IMAGENET_HELP}")
+    recorded = Path(params.data.root) / "imagenet"
+    manifest.verified_imagefolder(root, manifest.read(recorded) if manifest.path(recorded).exists() else None)
     return root

@@ -29,6 +29,7 @@ from darts.data import manifest, registry
 from darts.data.fetch import (ChecksumError, Digest, DownloadError, digest_file, download, iter_members,
                               read_sha256sums, verified_copy)
 from darts.data.formats import DESCRIBE, describe_imagefolder, scan_imagefolder
+from darts.data.manifest import matches_official  # noqa: F401  (re-exported)
 from darts.data.registry import DatasetSpec, FileSpec, Source
 from darts.errors import DartsError
 
@@ -89,11 +90,16 @@ def mirror_folder(spec: DatasetSpec, mirror: str | Path | None) -> Path | None:
         return None
     root = Path(mirror)
     if not root.is_dir():
-        raise DartsError(f"mirror {root}: not a folder")
+        raise DartsError(f"mirror {root}: {'not a folder' if root.exists() else 'no such folder'}")
     for name in spec.mirror_folders:
-        if (root / name).is_dir():
-            return root / name
-    log.info("mirror %s has none of %s", root, ", ".join(f"{n}/" for n in spec.mirror_folders))
+        entry = root / name
+        if entry.is_dir():
+            return entry
+        if entry.exists() or entry.is_symlink():  # a file, a broken link: the mirror is unusable, say so
+            raise DartsError(f"mirror {root}: {entry} is not a folder (a mirror holds {spec.name} as "
+                             f"{' or '.join(f'{n}/' for n in spec.mirror_folders)} with a SHA256SUMS)")
+    log.warning("mirror %s has none of %s: downloading %s instead", root,
+                ", ".join(f"{n}/" for n in spec.mirror_folders), spec.name)
     return None
 
 
@@ -111,31 +117,13 @@ def install(spec: DatasetSpec, out: Path, folder: Path | None, sources: list[Sou
             digests, urls = download_all(spec, staging, sources, cache_dir, timeout, progress)
             source = {"kind": "download", "urls": urls}
         counts = DESCRIBE[spec.name](staging)
+        manifest.check_counts(spec, counts, folder if folder is not None else f"the download of {spec.name}")
         for f in spec.files:
             (out / f.path).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / f.path, out / f.path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    official = all(matches_official(f, digests[f.path]) for f in spec.files)
-    return {
-        "format": manifest.FORMAT, "dataset": spec.name, "full": official and _official_counts(spec, counts),
-        "source": source, **counts, "official_splits": dict(spec.splits),
-        "files": [{"path": f.path, "size": digests[f.path].size, "sha256": digests[f.path].sha256,
-                   "official": matches_official(f, digests[f.path])} for f in spec.files],
-    }
-
-
-def _official_counts(spec: DatasetSpec, counts: dict[str, Any]) -> bool:
-    return (counts["splits"] == dict(spec.splits) and counts.get("classes") == spec.classes
-            and counts.get("vocab_size") == spec.vocab_size)
-
-
-def matches_official(spec: FileSpec, digest: Digest) -> bool:
-    """True when every published checksum (and size) of the file matches."""
-    if spec.sha256 is None and spec.md5 is None:
-        return False
-    checks = [(spec.sha256, digest.sha256), (spec.md5, digest.md5), (spec.size, digest.size)]
-    return all(want is None or want == got for want, got in checks)
+    return manifest.build(spec, counts, digests, source)
 
 
 def copy_from_mirror(spec: DatasetSpec, folder: Path, staging: Path, progress: bool) -> dict[str, Digest]:
@@ -148,8 +136,9 @@ def copy_from_mirror(spec: DatasetSpec, folder: Path, staging: Path, progress: b
         listed = sums.get(f.path)
         if listed is None:
             raise DartsError(f"{sums_file}: does not list {f.path}")
-        if not src.exists():
-            raise DartsError(f"{src}: not found (listed in {sums_file})")
+        if not src.exists() or src.is_dir():
+            raise DartsError(f"{src}: {'a directory, not a file' if src.exists() else 'not found'} "
+                             f"(listed in {sums_file})")
         with open(src, "rb") as stream:
             digests[f.path] = verified_copy(stream, staging / f.path, _listed_check(src, listed),
                                             total=src.stat().st_size or None, progress=progress)
