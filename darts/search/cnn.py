@@ -111,18 +111,10 @@ def _search(params: Params, seed: int, out: str | Path, data_root: str | Path, d
     data = load_search_data(cfg, data_root)
     layout = memory_format(cfg, device)
     key = run_key(params, seed, data.summary, layout, world.size)
-    model = SearchNetwork(cfg.init_channels, cifar.NUM_CLASSES, cfg.layers, alpha_init=cfg.alpha_init,
-                          alpha_init_scale=cfg.alpha_init_scale,
-                          track_running_stats=cfg.track_running_stats).to(device)
-    model = model.to(memory_format=layout)
+    model, architect = build_search(cfg, device, layout, world)
     if world.distributed:  # the same initial network on every rank, then each rank its own random stream
         runtime.seed_everything(derive_seed(seed, "rank", world.rank))
-    w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                            weight_decay=cfg.weight_decay)
-    a_opt = torch.optim.Adam(model.arch_parameters(), lr=cfg.arch_lr, betas=cfg.arch_betas,
-                             weight_decay=cfg.arch_weight_decay)
-    architect = Architect(model, w_opt, a_opt, cross_entropy, order=cfg.order, hessian=cfg.hessian,
-                          fd_epsilon=cfg.fd_epsilon, reduce=reducer(world))
+    w_opt, a_opt = architect.weight_optimizer, architect.arch_optimizer
     run = Run(params, "search_cnn", key, seed, out, {"model": model, "weight_optimizer": w_opt, "arch_optimizer": a_opt},
               "search", world, order=cfg.order, hessian=cfg.hessian, data=data.summary, world_size=world.size)
     loader_kw = {"num_workers": params.runtime.num_workers, "pin_memory": device.type == "cuda"}
@@ -161,6 +153,22 @@ def _search(params: Params, seed: int, out: str | Path, data_root: str | Path, d
         metrics["hessian_eigenvalue"] = last["hessian_eigenvalue"]
     run.finish(metrics, device, result_files(model.genotype(), _alphas(model)))
     return metrics
+
+
+def build_search(cfg: SearchCNN, device: torch.device, layout: torch.memory_format,
+                 world: D.World = D.World()) -> tuple[SearchNetwork, Architect]:
+    """The search network (from the global random state) and its ``Architect`` with both optimizers,
+    as the search runs them (also benchmarks/gpu_check.py's search step)."""
+    model = SearchNetwork(cfg.init_channels, cifar.NUM_CLASSES, cfg.layers, alpha_init=cfg.alpha_init,
+                          alpha_init_scale=cfg.alpha_init_scale,
+                          track_running_stats=cfg.track_running_stats).to(device)
+    model = model.to(memory_format=layout)
+    w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                            weight_decay=cfg.weight_decay)
+    a_opt = torch.optim.Adam(model.arch_parameters(), lr=cfg.arch_lr, betas=cfg.arch_betas,
+                             weight_decay=cfg.arch_weight_decay)
+    return model, Architect(model, w_opt, a_opt, cross_entropy, order=cfg.order, hessian=cfg.hessian,
+                            fd_epsilon=cfg.fd_epsilon, reduce=reducer(world))
 
 
 def train_epoch(model: SearchNetwork, architect: Architect, weight_batches: Any, arch_batches: Iterator[Batch],
