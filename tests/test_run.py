@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from darts import rundir, schedules
+from darts.checkpoint import read_verified, write_verified
 from darts.cli import main
 from darts.config import load_params
 from darts.errors import DartsError
@@ -82,13 +83,22 @@ def test_a_finished_checkpoint_resumed_into_an_empty_folder_writes_every_result(
     assert _folder(again) == _folder(first)
 
 
-def test_a_checkpoint_of_the_earlier_formats_is_refused_naming_its_file(tmp_path):
-    _toy(tmp_path, tmp_path / "run", 2)
+def test_a_checkpoint_of_another_format_is_set_aside_and_the_run_starts_fresh(tmp_path, caplog):
+    _toy(tmp_path, tmp_path / "whole", 2)
     (path,) = (tmp_path / "ckpt").glob("*/*/state.pt")
-    state = torch.load(path, weights_only=True)
-    torch.save({**state, "rng": state["rng"][0]}, path)  # the searches' format: one RNG state, not one per rank
-    with pytest.raises(DartsError, match=f"{path}: not a checkpoint of this version"):
+    state = read_verified(path)
+    for bad in ({**state, "rng": state["rng"][0]},  # the searches' earlier format: one RNG state, not one per rank
+                {**state, "history": state["history"][:1]}):
+        write_verified(bad, path)
+        caplog.clear()
         _toy(tmp_path, tmp_path / "run", 2)
+        assert f"checkpoint {path} cannot be used: not a checkpoint of this version" in caplog.text
+        assert _folder(tmp_path / "run") == _folder(tmp_path / "whole")  # trained from epoch 0 again
+    torch.save(state, path)  # the format before digests: unverifiable
+    caplog.clear()
+    _toy(tmp_path, tmp_path / "run", 2)
+    assert "an earlier darts version (no digest)" in caplog.text
+    assert len(list(path.parent.glob("state.pt.corrupt-*"))) == 3
 
 
 def test_non_finite_metric_is_divergence_and_clears_the_previous_results(tmp_path):

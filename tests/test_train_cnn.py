@@ -19,6 +19,7 @@ import pytest
 import torch
 from torch import nn
 
+from darts.checkpoint import read_verified
 from darts.cli import main
 from darts.config import load_params, load_section
 from darts.errors import DartsError
@@ -302,7 +303,7 @@ def test_kill_and_resume_ends_bit_identical_and_a_changed_config_starts_fresh(tm
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     (state_file,) = (tmp_path / "b" / "ckpt").rglob("state.pt")
-    assert torch.load(state_file, weights_only=True)["epoch"] < 3, "the run ended before it could be killed"
+    assert read_verified(state_file)["epoch"] < 3, "the run ended before it could be killed"
     assert not (resumed / "weights.pt").exists()
 
     caplog.set_level("INFO")
@@ -331,7 +332,7 @@ def test_torchrun_two_processes_train_and_shard_evaluation_exactly(tmp_path, cif
     metrics = read_json(out / "metrics.json")
     assert (metrics["test_images"], metrics["train_images"]) == (128, 128)
     (state_file,) = (tmp_path / "ckpt").rglob("state.pt")
-    assert len(torch.load(state_file, weights_only=True)["rng"]) == 2  # each rank's stream, for resuming
+    assert len(read_verified(state_file)["rng"]) == 2  # each rank's stream, for resuming
 
     capsys.readouterr()
     assert main(["evaluate", "cifar10", "--genotype", "DARTS_V2", "--weights", str(out / "weights.pt"),
