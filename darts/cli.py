@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from types import ModuleType
 
@@ -74,11 +75,28 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except OSError as exc:  # a file-system failure no module turned into a DartsError: path and cause
         logging.getLogger("darts").debug("file-system error", exc_info=True)
-        print(f"darts {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        print(f"darts {args.command}: error: {os_error_message(exc, _failing_path(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"darts {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _failing_path(exc: OSError) -> object:
+    """The path an OSError concerns: its own file name, else (an ``os.write`` on a full disk carries
+    none) the ``path`` the innermost frame was working on (a local ``path`` or ``self.path``)."""
+    if exc.filename is not None:
+        return None  # os_error_message names it
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return None
+    local = tb.tb_frame.f_locals
+    for candidate in (local.get("path"), getattr(local.get("self"), "path", None)):
+        if isinstance(candidate, (str, os.PathLike)):
+            return os.fspath(candidate)
+    return None
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ def checkpoint_keys(root: Path) -> list[Key]:
         for folder in stage.iterdir():
             if folder.is_dir():
                 files = [f for f in folder.rglob("*") if f.is_file()]
-                mtime = max((f.stat().st_mtime for f in files), default=folder.stat().st_mtime)
+                dated = [f for f in files if f.name != LOCK_FILE]  # a lock is touched by every start
+                mtime = max((f.stat().st_mtime for f in dated), default=folder.stat().st_mtime)
                 keys.append(Key(stage.name, folder, sum(f.stat().st_size for f in files), mtime))
     return sorted(keys, key=lambda k: (k.stage, k.mtime, k.path.name))
 

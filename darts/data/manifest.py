@@ -243,7 +243,8 @@ def verified_imagefolder(root: str | Path, recorded: dict[str, Any] | None = Non
     root = Path(root).resolve()
     found = scan_imagefolder(root)
     images = found.pop("images")
-    key = ("imagenet", str(root), found["listing_sha256"])
+    sample = sorted(images, key=lambda r: hashlib.sha256(r.encode()).hexdigest())[:IMAGE_SAMPLE]
+    key = ("imagenet", str(root), found["listing_sha256"], _stat_key(root, sample))
     if recorded is None and key in _VERIFIED:
         return _VERIFIED[key]
     if recorded is not None and Path(recorded.get("root", "")) == root:
@@ -261,7 +262,7 @@ def verified_imagefolder(root: str | Path, recorded: dict[str, Any] | None = Non
     unlisted = [rel for rel in images if rel not in hashes] if hashes else []
     if against.endswith(SUMS) and unlisted:
         raise DartsError(f"{root / SUMS}: does not list {unlisted[0]} ({len(unlisted)} images unlisted)")
-    for rel in sorted(images, key=lambda r: hashlib.sha256(r.encode()).hexdigest())[:IMAGE_SAMPLE]:
+    for rel in sample:
         if rel in hashes:
             _check_file(root / rel, None, hashes[rel], against,
                         f"restore it, then run `darts data imagenet --imagenet-root {root} --force`")
