@@ -12,6 +12,7 @@ set must not be seen before the final stages.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -62,6 +63,8 @@ def held_out_score(metrics_path: Path, space: str) -> float:
                          "selection must never read the test set")
     key = METRIC[space]
     value = metrics.get(key)
+    if value is None and key == "valid_ppl" and isinstance(metrics.get("valid_loss"), (int, float)):
+        return math.inf   # a perplexity that overflowed (written as null beside its finite loss): the worst score
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise DartsError(f"{metrics_path}: missing numeric '{key}' (the held-out score of a {space} selection run)")
     return float(value)
@@ -112,9 +115,9 @@ def _train_and_choose(params: Params, space: str, method: str, out: Path, runs_r
     return {
         "method": method,
         "chosen": choose(scores),
-        "score": min(scores.values()),
+        "score": _finite_or_none(min(scores.values())),
         "metric": METRIC[space],
-        "candidates": [{"name": c.name, "score": scores[c.name], "genotype_file": str(c.genotype_file)} for c in pool],
+        "candidates": [{"name": c.name, "score": _finite_or_none(scores[c.name]), "genotype_file": str(c.genotype_file)} for c in pool],
     }
 
 
@@ -126,3 +129,8 @@ def selection_trainer(params: Params) -> TrainFn:
         train_genotype(dataset, params, genotype, seed, out, split="search")
 
     return train
+
+
+def _finite_or_none(score: float) -> float | None:
+    """JSON holds no Infinity: an overflowed perplexity is recorded as null."""
+    return score if math.isfinite(score) else None
