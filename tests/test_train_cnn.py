@@ -319,18 +319,21 @@ def test_kill_and_resume_ends_bit_identical_and_a_changed_config_starts_fresh(tm
     assert read_json(reference / "metrics.json") == read_json(resumed / "metrics.json")
 
 
-def test_torchrun_two_processes_train_and_shard_evaluation_exactly(tmp_path, cifar_root, capsys):
-    """The same command under torchrun (2 CPU processes, gloo): rank 0 writes; sharded evaluation
-    covers every test image once and agrees with a single-process `darts evaluate` of the weights."""
+def test_launch_path_two_processes_train_and_shard_evaluation_exactly(tmp_path, cifar_root, capsys):
+    """The command itself starts 2 CPU processes (gloo) through PyTorch's launcher (`--nproc 2`, as a
+    job holding 2 GPUs would): rank 0 writes; sharded evaluation covers every test image once and
+    agrees with a single-process `darts evaluate` of the weights."""
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "darts", "train", "cifar10", "--genotype", "DARTS_V2", "--seed", "0", "--out", str(out),
-           "--data", str(cifar_root), *smoke_args(tmp_path, "train_cifar10.epochs=1")]
+    cmd = [sys.executable, "-m", "darts", "train", "cifar10", "--genotype", "DARTS_V2", "--seed", "0", "--out", str(out),
+           "--data", str(cifar_root), "--nproc", "2", *smoke_args(tmp_path, "train_cifar10.epochs=1")]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "darts train cifar10: launching 2 processes (--nproc 2)" in done.stderr
     assert done.stderr.count("epoch 1/1") == 1  # only rank 0 reports
+    assert read_json(out / "meta.json")["world_size"] == 2
     metrics = read_json(out / "metrics.json")
-    assert (metrics["test_images"], metrics["train_images"]) == (128, 128)
+    cfg = load_params(PARAMS, "smoke").train_cifar10
+    assert (metrics["test_images"], metrics["train_images"]) == (cfg.eval_images, cfg.train_images)
     (state_file,) = (tmp_path / "ckpt").rglob("state.pt")
     assert len(read_verified(state_file)["rng"]) == 2  # each rank's stream, for resuming
 

@@ -7,8 +7,10 @@
   darts train wikitext2 --genotype DARTS_V2 --seed 0 --out runs/train_wikitext2/DARTS_V2
 
 Every epoch is checkpointed under runtime.checkpoint_dir; rerunning the same command resumes.
-The CNN trainers run as one process (CPU or one GPU) or, unchanged, under torchrun (one process
-per GPU, e.g. `torchrun --nproc_per_node 8 -m darts train imagenet ...`).
+CIFAR-10 and ImageNet are data-parallel: the command starts one process per GPU the job holds
+(SLURM's allocation, else the visible CUDA devices; `--nproc N` overrides; see darts/launch.py)
+through PyTorch's launcher, on one node or (a SLURM job) several; the params' batch_size is the
+global batch. The language models run as one process.
 """
 
 from __future__ import annotations
@@ -19,12 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from darts import launch
 from darts.config import add_config_args, params_from_args, seed_arg
 from darts.errors import DartsError
 from darts.genotypes import load_genotype
 from darts.io import write_json
 
 log = logging.getLogger(__name__)
+
+# The datasets whose training loop is data-parallel (darts.distributed): they start one process per
+# device the job holds; the others run as one process.
+DATA_PARALLEL = frozenset({"cifar10", "imagenet"})
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--seed", type=seed_arg, default=0)
         p.add_argument("--out", type=Path, required=True, help="the run directory to write")
         trainer.configure(p)
+        launch.add_launch_args(p)
         add_config_args(p)
 
 
@@ -114,5 +122,9 @@ def run(args: argparse.Namespace) -> int:
             return 0
     else:
         data = args.data
+    code = launch.relaunch(args, params.runtime.device, data_parallel=args.dataset in DATA_PARALLEL,
+                           what=f"darts train {args.dataset}", configure=configure)
+    if code is not None:  # this process launched the run's processes, which have ended
+        return code
     train_genotype(args.dataset, params, genotype, args.seed, args.out, split=getattr(args, "split", "full"), data=data)
     return 0

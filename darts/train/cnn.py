@@ -143,12 +143,17 @@ def load_trained(task: Task, cfg: TrainCNN, genotype: CNNGenotype, num_classes: 
     return model
 
 
-def run_key(task: Task, params: Params, genotype: CNNGenotype, seed: int, data_summary: dict) -> str:
-    """The checkpoint key: everything that determines the run, so a changed input starts fresh."""
+def run_key(task: Task, params: Params, genotype: CNNGenotype, seed: int, data_summary: dict,
+            world_size: int = 1) -> str:
+    """The checkpoint key: everything that determines the run, so a changed input starts fresh. The
+    number of processes is in it (each rank's BatchNorm statistics and drop-path draws): a rerun on
+    another world size starts fresh (one process keeps the key it always had)."""
     parts: list[Any] = [task.dataset, task.split, section_dict(params, task.section), genotype.to_json(), seed,
                         data_summary]
     if task.split == "search":
         parts.append({"train_portion": params.search_cnn.train_portion})
+    if world_size > 1:
+        parts.append({"world_size": world_size})
     return config_hash(*parts)
 
 
@@ -159,7 +164,7 @@ def train(task: Task, params: Params, genotype: CNNGenotype, seed: int, out: Pat
     world, device = D.init_world(device)
     try:
         data = load_data(task, params, data_root)
-        key = run_key(task, params, genotype, seed, data.summary)
+        key = run_key(task, params, genotype, seed, data.summary, world.size)
         model = build_model(task, cfg, genotype, data.num_classes).to(device)  # the same on every rank
         if world.distributed:  # then each rank its own drop-path draws
             runtime.seed_everything(loading.derive_seed(seed, "rank", world.rank))

@@ -9,8 +9,10 @@
 # Needs Debian's slurm-wlm and munge (installed by .ci/run; this script installs nothing). Runs
 # munged, slurmctld and slurmd in the background with everything (config, key, sockets, state,
 # logs, pid files) under STATE_DIR; no systemd, no cgroups. One GPU-less node in partition `gpu`
-# (the slurm profile's default) with a fake `gpu` GRES, so `--gpus=1` jobs can run. `stop` ends
-# only the processes whose pid files it wrote. Ports: $DARTS_SLURM_PORT and the next one (6817).
+# (the slurm profile's default) with $DARTS_SLURM_GPUS (default 2) fake `gpu` GRES, so `--gpus=1`
+# jobs run, and a `--gres=gpu:2` job is given 2 "GPUs" (SLURM_GPUS_ON_NODE=2: `darts train`
+# starts 2 CPU processes). `stop` ends only the processes whose pid files it wrote.
+# Ports: $DARTS_SLURM_PORT and the next one (6817).
 set -euo pipefail
 
 usage() { echo "usage: $0 start|stop|status STATE_DIR" >&2; exit 2; }
@@ -19,13 +21,14 @@ action=$1
 state=$(mkdir -p "$2" && cd "$2" && pwd)
 conf="$state/slurm.conf"
 port=${DARTS_SLURM_PORT:-6817}
+gpus=${DARTS_SLURM_GPUS:-2}
 node=$(hostname -s)
 
 need() { command -v "$1" >/dev/null || { echo "localslurm: '$1' not found (apt-get install slurm-wlm munge)" >&2; exit 3; }; }
 
 write_config() {
   local cpus mem_mb
-  cpus=$(nproc)
+  cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc alone follows OMP_NUM_THREADS
   mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 8 / 10 ))
   mkdir -p "$state/ctld" "$state/spool" "$state/log"
   cat >"$conf" <<EOF
@@ -57,10 +60,13 @@ MinJobAge=300
 ReturnToService=2
 SlurmdTimeout=300
 GresTypes=gpu
-NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:1 State=UNKNOWN
+NodeName=$node NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:$gpus State=UNKNOWN
 PartitionName=gpu Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
-  echo "NodeName=$node Name=gpu File=/dev/null" >"$state/gres.conf"
+  # Each fake GPU needs a distinct device file; harmless ones stand in (no cgroups constrain them).
+  local files=(/dev/null /dev/zero /dev/full /dev/urandom)
+  (( gpus >= 1 && gpus <= ${#files[@]} )) || { echo "localslurm: DARTS_SLURM_GPUS must be 1..${#files[@]}" >&2; exit 2; }
+  for f in "${files[@]:0:gpus}"; do echo "NodeName=$node Name=gpu File=$f"; done >"$state/gres.conf"
   # The Snakemake jobstep plugin strips SLURM_* variables (SLURM_CONF too) before its `srun`; a
   # real cluster has its config at the default path, this one finds it through this wrapper.
   mkdir -p "$state/bin"
