@@ -3,8 +3,8 @@ CPU: one process with T threads against 2 data-parallel processes (gloo) with T/
 on the same global batch, measured side by side (rounds alternate between the two), so a noisy
 machine slows both alike. Reports the median of each and their ratio.
 
-    python benchmarks/bench_search_ddp.py [--threads 2] [--rounds 3] [--steps 3] [--batch 32]
-        [--layers 5] [--channels 8] [--order second] [--hessian finite_difference]
+    python benchmarks/bench_search_ddp.py [--threads 2] [--rounds 3] [--steps 3] [--batch 16]
+        [--layers 3] [--channels 4] [--order second] [--hessian finite_difference]
 """
 
 from __future__ import annotations
@@ -93,9 +93,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads in all: 1 process x T, or 2 x T/2")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (1 process, then 2)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round, after 1 warm-up")
-    parser.add_argument("--batch", type=int, default=32, help="global batch")
-    parser.add_argument("--layers", type=int, default=5)
-    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=16, help="global batch")
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--order", choices=("first", "second"), default="second")
     parser.add_argument("--hessian", choices=("finite_difference", "exact"), default="finite_difference")
     args = parser.parse_args()

@@ -4,7 +4,7 @@ with its own BatchNorm statistics (``GhostBatch`` below runs the network on each
 
 - the bilevel step itself (float64, first order, finite-difference and exact second order): the alpha
   gradient, w' and, after a few alpha + weight steps, the alphas and the weights;
-- ``darts search cnn`` at smoke size through torchrun with 2 processes: alphas, genotype, training
+- ``darts search cnn --nproc 2`` at smoke size (the launch path, torchrun underneath): alphas, genotype, training
   loss and the Hessian-eigenvalue diagnostic against the one-process objective; a kill of one rank
   and the rerun (bit-identical to an uninterrupted 2-process run); another world size starts fresh;
 - ``darts search rnn`` with 2 processes (the batch columns split) against one process on the same
@@ -176,7 +176,7 @@ def _flat(value) -> list[torch.Tensor]:
     return list(value.values()) if isinstance(value, dict) else list(value)
 
 
-# --- `darts search cnn|rnn` on 2 processes (torchrun, gloo) ---------------------------------------
+# --- `darts search cnn|rnn --nproc 2` (the launch path: torchrun, gloo) ---------------------------------------
 
 CNN = ["search_cnn.layers=3", "search_cnn.init_channels=4", "search_cnn.batch_size=16", "search_cnn.train_images=64",
        "search_cnn.epochs=2", "search_cnn.eigenvalue_every=2", "search_cnn.eigenvalue_iterations=2"]
@@ -186,11 +186,11 @@ RNN = ["search_rnn.epochs=1", "search_rnn.batch_size=8", "search_rnn.bptt=8", "s
 
 
 def launch(space: str, nproc: int, out: Path, checkpoints: Path, data: Path, overrides: list[str]) -> list[str]:
-    """``darts search SPACE`` started by PyTorch's launcher on ``nproc`` CPU processes (gloo)."""
+    """``darts search SPACE --nproc N``: the launch path (darts/launch.py starts N CPU processes, gloo,
+    through PyTorch's launcher)."""
     sets = [f"runtime.checkpoint_dir={checkpoints}", *overrides]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            "-m", "darts", "search", space, "--seed", "0", "--out", str(out), "--data", str(data), "--scale", "smoke",
-            *(a for s in sets for a in ("--set", s))]
+    return [sys.executable, "-m", "darts", "search", space, "--nproc", str(nproc), "--seed", "0", "--out", str(out),
+            "--data", str(data), "--scale", "smoke", *(a for s in sets for a in ("--set", s))]
 
 
 ENV = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
