@@ -187,6 +187,11 @@ class SearchCNN(ConvNet, ArchOptim):
         description="BatchNorm running averages for the validation pass (code); False: batch statistics always (paper)")
     memory_format: Literal["auto", "channels_last", "contiguous"] = Field(
         description="tensor layout; auto: channels_last on the CPU (faster there), contiguous on CUDA")
+    bf16: bool = Field(description=(
+        "bfloat16 autocast over the network's evaluations (alphas, their softmax, the logits and the "
+        "finite-difference points stay float32); false: float32 throughout (paper)"))
+    checkpoint_cells: bool = Field(description=(
+        "recompute each search cell's activations in the backward pass (same gradients, less memory)"))
 
 
 class TrainCNN(ConvNet):

@@ -17,7 +17,14 @@ w ± 0.01 v/‖v‖), or exactly by double backward.
 Every evaluation is functional (torch.func.functional_call): the network is never copied or
 rebuilt, the live weights are never perturbed, BatchNorm statistics go to throw-away copies, and
 each evaluation replays the random state the step started from, so dropout masks agree across
-w, w' and w ± εu. The step leaves the global random state where it found it.
+w, w' and w ± εu. The step leaves the global random state where it found it. The per-weight
+arithmetic (w', w ± εu, the norms) runs as fused ``torch._foreach`` ops, and the buffers' copies
+live in one scratch set refreshed per evaluation, not cloned anew.
+
+Under a caller's autocast (bf16) the network's evaluations run in low precision, except the two
+finite-difference points, which run in the weights' own precision: εu is ~1e-5 of a weight, below
+bf16's resolution, so in bf16 w + εu and w − εu round to the same weights and their difference
+would be rounding noise. w', u, ε and the quotient are float32 tensor arithmetic outside the network.
 
 Data-parallel (``reduce``, DEVIATIONS.md): each process evaluates the losses on its slice of the
 batch, and every gradient the step combines is the mean over processes: ∇w L_train of the virtual
@@ -89,6 +96,7 @@ class Architect:
         self.fd_epsilon, self.virtual_step_clip = fd_epsilon, virtual_step_clip
         self.reduce = reduce  # the mean over the processes of a data-parallel search; None: one process
         self.alphas = [p for g in arch_optimizer.param_groups for p in g["params"]]
+        self._scratch: dict[str, Tensor] = {}  # the buffers' throw-away copies, reused across evaluations
 
     @property
     def weights(self) -> list[tuple[str, Tensor, dict[str, Any]]]:
@@ -151,7 +159,9 @@ class Architect:
     ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor | float]]:
         """(∇w L_train by name, w' as fresh leaves, ξc by name); weights without a gradient are
         skipped by SGD, so they stay out of w' too."""
-        loss, _ = self._loss(batch, replay)
+        # with create_graph the graph outlives the next evaluation: BatchNorm saved its buffers, so
+        # they must be copies of their own, not the scratch set the next evaluation overwrites
+        loss, _ = self._loss(batch, replay, fresh_buffers=create_graph)
         weights = self.weights
         grads = torch.autograd.grad(loss, [p for _, p, _ in weights], create_graph=create_graph, allow_unused=True)
         used = [(w, g) for w, g in zip(weights, grads) if g is not None]
@@ -160,14 +170,33 @@ class Architect:
         if self.virtual_step_clip is not None:
             total = _norm(steps)
             coef = (self.virtual_step_clip / (total + 1e-6)).clamp(max=1.0)
+        # w' = w − lr (momentum · buf + c g + wd · w), as SGD computes its step, fused per group
         train_grads, w_prime, scale = {}, {}, {}
-        for ((name, p, group), g), mean_g in zip(used, steps):
-            step = coef * mean_g + group["weight_decay"] * p.detach()
-            buf = self.weight_optimizer.state.get(p, {}).get("momentum_buffer")
-            if group["momentum"] and buf is not None:
-                step = step + group["momentum"] * buf
-            w_prime[name] = (p.detach() - group["lr"] * step).requires_grad_()
-            train_grads[name], scale[name] = g, group["lr"] * coef
+        by_group: dict[int, list[int]] = {}
+        for i, ((_, _, group), _) in enumerate(used):
+            by_group.setdefault(id(group), []).append(i)
+        for members in by_group.values():
+            group = used[members[0]][0][2]
+            params = [used[i][0][1].detach() for i in members]
+            d = [steps[i] for i in members]
+            if not (isinstance(coef, float) and coef == 1.0):
+                d = torch._foreach_mul(d, coef)
+            if group["weight_decay"]:
+                d = torch._foreach_add(d, params, alpha=group["weight_decay"])
+            if group["momentum"]:
+                bufs = [self.weight_optimizer.state.get(used[i][0][1], {}).get("momentum_buffer") for i in members]
+                with_buf = [k for k, b in enumerate(bufs) if b is not None]
+                if with_buf:
+                    moved = torch._foreach_add(torch._foreach_mul([bufs[k] for k in with_buf], group["momentum"]),
+                                               [d[k] for k in with_buf])
+                    d = list(d)
+                    for k, m in zip(with_buf, moved):
+                        d[k] = m
+            new = torch._foreach_add(params, d, alpha=-group["lr"])
+            for i, w in zip(members, new):
+                (name, _, _), g = used[i]
+                w_prime[name] = w.requires_grad_()
+                train_grads[name], scale[name] = g, group["lr"] * coef
         return train_grads, w_prime, scale
 
     def _mean(self, grads: "tuple[Tensor | None, ...] | list[Tensor | None]") -> list:
@@ -183,20 +212,38 @@ class Architect:
             return [torch.zeros_like(a) for a in self.alphas]
         eps = self.fd_epsilon / norm
         live = {n: p.detach() for n, p, _ in self.weights}
+        names, directions = list(u), list(u.values())
+        at = [live[n] for n in names]
         sides = []
         for sign in (1.0, -1.0):
-            shifted = {n: live[n] + (sign * eps) * d for n, d in u.items()}
-            loss, _ = self._loss(batch, replay, shifted)
+            shifted = dict(zip(names, torch._foreach_add(at, torch._foreach_mul(directions, sign * eps))))
+            with torch.autocast(self.alphas[0].device.type, enabled=False):  # the weights' precision (docstring)
+                loss, _ = self._loss(batch, replay, shifted)
             sides.append(torch.autograd.grad(loss, self.alphas, allow_unused=True))
         return [(_or_zeros(p, a) - _or_zeros(m, a)) / (2 * eps) for p, m, a in zip(*sides, self.alphas)]
 
-    def _loss(self, batch: Any, replay: Callable[[], None], weights: dict[str, Tensor] | None = None):
-        """The loss at ``weights`` (the live ones where not given), on copies of the buffers."""
-        state = {n: b.clone() for n, b in self.model.named_buffers()}
+    def _loss(self, batch: Any, replay: Callable[[], None], weights: dict[str, Tensor] | None = None,
+              fresh_buffers: bool = False):
+        """The loss at ``weights`` (the live ones where not given), on copies of the buffers: the
+        scratch set, or new clones where the evaluation's graph must outlive the next evaluation."""
+        state = {n: b.clone() for n, b in self.model.named_buffers()} if fresh_buffers else self._buffer_copies()
         state.update(weights or {})
         replay()
         out = self.loss_fn(lambda *a, **k: functional_call(self.model, state, a, k), batch)
         return out if isinstance(out, tuple) else (out, None)
+
+    def _buffer_copies(self) -> dict[str, Tensor]:
+        """The model's buffers copied into the scratch set (allocated once, refreshed in one fused copy)."""
+        live = dict(self.model.named_buffers())
+        scratch = self._scratch
+        if scratch.keys() != live.keys() or any(
+            s.shape != b.shape or s.dtype != b.dtype or s.device != b.device or s.stride() != b.stride()
+            for s, b in zip(scratch.values(), live.values())
+        ):
+            scratch = self._scratch = {n: b.clone() for n, b in live.items()}
+        elif scratch:
+            torch._foreach_copy_(list(scratch.values()), list(live.values()))
+        return dict(scratch)
 
     @contextmanager
     def _replayed_randomness(self) -> Iterator[Callable[[], None]]:
@@ -214,7 +261,7 @@ class Architect:
 
 
 def _norm(tensors: list[Tensor]) -> Tensor:
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in tensors]))
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
 
 
 def _or_zeros(t: Tensor | None, like: Tensor) -> Tensor:

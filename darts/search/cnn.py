@@ -161,7 +161,8 @@ def build_search(cfg: SearchCNN, device: torch.device, layout: torch.memory_form
     as the search runs them (also benchmarks/gpu_check.py's search step)."""
     model = SearchNetwork(cfg.init_channels, cifar.NUM_CLASSES, cfg.layers, alpha_init=cfg.alpha_init,
                           alpha_init_scale=cfg.alpha_init_scale,
-                          track_running_stats=cfg.track_running_stats).to(device)
+                          track_running_stats=cfg.track_running_stats,
+                          checkpoint_cells=cfg.checkpoint_cells).to(device)
     model = model.to(memory_format=layout)
     w_opt = torch.optim.SGD(model.weight_parameters(), lr=cfg.lr, momentum=cfg.momentum,
                             weight_decay=cfg.weight_decay)
@@ -183,8 +184,9 @@ def train_epoch(model: SearchNetwork, architect: Architect, weight_batches: Any,
     sums = torch.zeros(5, dtype=torch.float64, device=device)  # loss * n, top-1, top-5, n, arch loss * n
     for step, batch in enumerate(tqdm(weight_batches, desc=f"epoch {epoch}", disable=not progress, leave=False), 1):
         x, y = _to(batch, device, layout)
-        arch = architect.step((x, y), _to(next(arch_batches), device, layout))
-        logits = model(x)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):  # search_cnn.bf16
+            arch = architect.step((x, y), _to(next(arch_batches), device, layout))
+            logits = model(x)
         loss = F.cross_entropy(logits, y)
         check_finite(all_finite_check({"train loss": loss.detach(), "architecture loss": arch.loss}, world),
                      epoch, step)

@@ -16,6 +16,8 @@ from typing import Iterator, Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
+from torch.utils.checkpoint import checkpoint
 
 from darts.genotypes import CNN_STEPS, CNNGenotype, derive_cnn
 from darts.spaces.cnn.operations import (
@@ -97,6 +99,18 @@ class SearchNetwork(nn.Module):
 
     ``track_running_stats=True`` is the official code (BatchNorm keeps running averages, used in eval
     mode); False is the paper's "always batch-specific statistics" (App. A.1.1).
+
+    A lever for the GPU's memory, off by default (the paper's math):
+
+    - ``checkpoint_cells``: each cell's activations are recomputed in the backward pass instead of
+      kept (``torch.utils.checkpoint``, non-reentrant), so a forward holds only the cells' inputs.
+      Same values and gradients (first and second order, double backward included); the
+      recomputation sees the tensors the forward used, also under ``functional_call`` (which has
+      swapped the module's own back by then), and updates BatchNorm statistics on throw-away
+      copies, so running averages count each batch once, as without checkpointing.
+
+    Under a caller's autocast (the search's ``bf16``) the stem and the cells run in low precision,
+    while the alphas' softmax, the pooling, the classifier and the logits stay float32.
     """
 
     def __init__(
@@ -110,8 +124,10 @@ class SearchNetwork(nn.Module):
         alpha_init: Literal["randn", "zeros"] = "randn",
         alpha_init_scale: float = 1e-3,
         track_running_stats: bool = True,
+        checkpoint_cells: bool = False,
     ):
         super().__init__()
+        self.checkpoint_cells = checkpoint_cells
         if not 1 <= multiplier <= steps:
             raise ValueError(f"multiplier must be in 1..steps={steps}, got {multiplier}")
         self._steps = steps
@@ -138,12 +154,19 @@ class SearchNetwork(nn.Module):
         self.alphas_reduce = nn.Parameter(_initial_alphas(shape, alpha_init, alpha_init_scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights_normal = F.softmax(self.alphas_normal, dim=-1)
-        weights_reduce = F.softmax(self.alphas_reduce, dim=-1)
+        device = x.device.type
+        with torch.autocast(device, enabled=False):  # float32 under a caller's autocast
+            weights_normal = F.softmax(self.alphas_normal, dim=-1)
+            weights_reduce = F.softmax(self.alphas_reduce, dim=-1)
         s0 = s1 = self.stem(x)
+        recompute = self.checkpoint_cells and torch.is_grad_enabled()
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, weights_reduce if cell.reduction else weights_normal)
-        return self.classifier(self.global_pooling(s1).flatten(1))
+            weights = weights_reduce if cell.reduction else weights_normal
+            s0, s1 = s1, (_checkpointed(cell, s0, s1, weights) if recompute else cell(s0, s1, weights))
+        if not torch.is_autocast_enabled(device):
+            return self.classifier(self.global_pooling(s1).flatten(1))
+        with torch.autocast(device, enabled=False):  # float32 logits under a caller's autocast
+            return self.classifier(self.global_pooling(s1.float()).flatten(1))
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [self.alphas_normal, self.alphas_reduce]
@@ -162,6 +185,28 @@ class SearchNetwork(nn.Module):
         )
         concat = tuple(range(2 + self._steps - self._multiplier, 2 + self._steps))
         return dataclasses.replace(genotype, normal_concat=concat, reduce_concat=concat)
+
+
+def _checkpointed(cell: SearchCell, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``cell(s0, s1, weights)``, its activations recomputed in the backward pass.
+
+    The recomputation runs ``cell`` on the parameter and buffer tensors this call saw (under
+    ``functional_call`` these are not the module's own once the call has returned), the buffers
+    cloned: a BatchNorm in training mode would otherwise count this batch in its running averages
+    a second time. The random state is replayed (``preserve_rng_state``)."""
+    params = dict(cell.named_parameters())
+    buffers = dict(cell.named_buffers())
+    forward_done = False
+
+    def run(s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        nonlocal forward_done
+        if not forward_done:
+            forward_done = True
+            return cell(s0, s1, weights)
+        state = params | {n: b.clone() for n, b in buffers.items()}
+        return functional_call(cell, state, (s0, s1, weights))
+
+    return checkpoint(run, s0, s1, weights, use_reentrant=False, preserve_rng_state=True)
 
 
 def _initial_alphas(shape: tuple[int, int], alpha_init: str, scale: float) -> torch.Tensor:
