@@ -187,7 +187,8 @@ def test_overflowing_gradient_norm_stops_instead_of_a_silent_zero_update():
 
 def test_cifar10_retraining_lowers_the_loss_and_evaluate_agrees(tmp_path, cifar_root, capsys):
     out = tmp_path / "run"
-    assert train_cifar(tmp_path, cifar_root, out, "train_cifar10.epochs=4", "train_cifar10.init_channels=8") == 0
+    assert train_cifar(tmp_path, cifar_root, out, "train_cifar10.epochs=4", "train_cifar10.init_channels=8",
+                       "train_cifar10.train_images=128", "train_cifar10.eval_images=128") == 0
     history = read_jsonl(out / "history.jsonl")
     metrics = read_json(out / "metrics.json")
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
@@ -207,7 +208,7 @@ def test_cifar10_retraining_lowers_the_loss_and_evaluate_agrees(tmp_path, cifar_
     capsys.readouterr()
     assert main(["evaluate", "cifar10", "--genotype", "DARTS_V2", "--weights", str(out / "weights.pt"),
                  "--data", str(cifar_root), "--out", str(tmp_path / "eval.json"),
-                 *smoke_args(tmp_path, "train_cifar10.init_channels=8")]) == 0
+                 *smoke_args(tmp_path, "train_cifar10.init_channels=8", "train_cifar10.eval_images=128")]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["top1_error"] == pytest.approx(metrics["test_error"]) and printed["images"] == 128
     assert read_json(tmp_path / "eval.json") == printed
