@@ -24,6 +24,7 @@ import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from darts.config import load_section  # noqa: E402
 from darts.distributed import World  # noqa: E402
 from darts.search import cnn  # noqa: E402
 from darts.search.bilevel import Architect  # noqa: E402
@@ -31,12 +32,9 @@ from darts.search.common import reducer  # noqa: E402
 from darts.spaces.cnn.search_network import SearchNetwork  # noqa: E402
 
 
-class Cfg:
-    grad_clip = 5.0
-
-
 def step_times(args: argparse.Namespace, world: World) -> list[float]:
     """Seconds of each timed step on this rank (its slice of every global batch)."""
+    cfg = load_section("search_cnn", Path(__file__).resolve().parents[1] / "params.yaml", "smoke")  # grad_clip, fp32 (bf16 off), no checkpointing
     torch.manual_seed(0)
     layout = torch.channels_last
     model = SearchNetwork(args.channels, 10, args.layers).to(memory_format=layout)
@@ -57,7 +55,7 @@ def step_times(args: argparse.Namespace, world: World) -> list[float]:
         if world.distributed:
             dist.barrier()
         t0 = time.perf_counter()
-        cnn.train_epoch(model, architect, [w], iter([a]), Cfg(), torch.device("cpu"), layout, 1, False, world)
+        cnn.train_epoch(model, architect, [w], iter([a]), cfg, torch.device("cpu"), layout, 1, False, world)
         if step:
             times.append(time.perf_counter() - t0)
     return times

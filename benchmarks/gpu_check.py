@@ -111,7 +111,10 @@ def search_step(order: str, precision: str, ckpt: str, gpu: bool, steps: int, wa
         return "option not available", f"no search_cnn.{'/'.join(missing)} in this version", math.nan
     options = {k: v for k, v in wanted.items() if k in SearchCNN.model_fields}
     o, hessian = ORDERS[order]
-    size = dict(layers=8, init_channels=16, batch_size=64) if gpu else dict(layers=3, init_channels=4, batch_size=8)
+    # the CPU rows take the layout the GPU rows run in (``auto`` resolves to contiguous on CUDA); bf16
+    # autocast in channels_last on the CPU gives NaN gradients here (torch 2.x CPU kernels)
+    size = dict(layers=8, init_channels=16, batch_size=64) if gpu else \
+        dict(layers=3, init_channels=4, batch_size=8, memory_format="contiguous")
     cfg = load_section("search_cnn", REPO / "params.yaml", order=o, hessian=hessian, **size, **options)
     device = torch.device("cuda" if gpu else "cpu")
     layout = cnn.memory_format(cfg, device)

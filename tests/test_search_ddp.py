@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -28,6 +27,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from darts.config import load_section
 from darts.distributed import World
 from darts.search import cnn
 from darts.search.bilevel import Architect
@@ -88,7 +88,8 @@ def bilevel_steps(order: str, hessian: str, world: World, parts: int) -> dict:
     strip = lambda d: {k.removeprefix("net."): v for k, v in d.items()}  # noqa: E731
     grad0 = architect.arch_gradient(weight_batches[0], arch_batches[0])[0]
     w0 = strip(architect.virtual_weights(weight_batches[0]))
-    metrics = cnn.train_epoch(model, architect, weight_batches, iter(arch_batches), SimpleNamespace(grad_clip=5.0),
+    cfg = load_section("search_cnn", REPO / "params.yaml", "smoke", grad_clip=5.0)  # fp32, as the params
+    metrics = cnn.train_epoch(model, architect, weight_batches, iter(arch_batches), cfg,
                               torch.device("cpu"), torch.contiguous_format, 1, False, world)
     grad1 = architect.arch_gradient(mine[6], mine[5])[0]  # with momentum buffers now
     w1 = strip(architect.virtual_weights(mine[6]))
@@ -99,7 +100,6 @@ def bilevel_steps(order: str, hessian: str, world: World, parts: int) -> dict:
 def rnn_steps(order: str, hessian: str, world: World, parts: int) -> dict:
     """3 windows of ``rnn.train_epoch`` (float64, dropouts off): alphas and weights after them, and
     the epoch's losses; ``world`` > 1: this rank's block of columns; ``parts`` > 1: ghost columns."""
-    from darts.config import load_section
     from darts.search import rnn
 
     cfg = load_section("search_rnn", REPO / "params.yaml", "smoke", order=order, hessian=hessian, emsize=8, nhid=8,
