@@ -78,12 +78,11 @@ def eval_step_seconds(batch: int, steps: int) -> dict:
 
     from darts.config import load_section
     from darts.genotypes import PUBLISHED
-    from darts.spaces.rnn.model import build_eval_model, lm_loss
-    from darts.train.lm import dropouts
+    from darts.spaces.rnn.model import Dropouts, build_eval_model, lm_loss
 
     torch.manual_seed(0)
     cfg = load_section("train_ptb", PARAMS)
-    model = build_eval_model(VOCAB, cfg.emsize, cfg.nhid, PUBLISHED["rnn"]["DARTS_V2"], dropouts(cfg)).train()
+    model = build_eval_model(VOCAB, cfg.emsize, cfg.nhid, PUBLISHED["rnn"]["DARTS_V2"], Dropouts.of(cfg)).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     hidden = model.init_hidden(batch)
 
