@@ -72,9 +72,9 @@ def test_local_profile_partial_run_and_resume(tmp_path, mirror):
     repo = fresh_clone(tmp_path / "repo")
     env = tool_env(mirror)
     profile = ["--profile", "workflow/profiles/local", "--cores", "1"]
-    snakemake(repo, env, *profile, "runs/random_rnn")
-    assert (repo / "runs/random_rnn/sample1/genotype.json").is_file()
-    assert not (repo / "runs/search_rnn").exists()    # a partial run: only the target and its inputs
+    snakemake(repo, env, *profile, "runs/search_rnn/random")
+    assert (repo / "runs/search_rnn/random/sample1/genotype.json").is_file()
+    assert not (repo / "runs/search_rnn/first").exists()    # a partial run: only the target and its inputs
 
     stage_out = "runs/search_rnn/first/s0"
     kill_after_checkpoint([str(Path(sys.executable).parent / "snakemake"), *profile, stage_out], repo, env)

@@ -125,3 +125,18 @@ def test_bf16_alpha_gradient_is_close_to_float32_and_inside_the_minibatch_noise(
     for setting, s in stats.items():
         cos, rel, share = bounds[setting]
         assert s["cos"] > cos and s["rel"] < rel and s["rel"] < share * s["batch_rel"], (setting, s)
+
+
+def test_bf16_on_the_cpu_never_runs_channels_last():
+    """CPU bf16 autocast with channels_last gives NaN gradients (torch 2.14.1): auto picks contiguous,
+    an explicit channels_last is refused naming both keys."""
+    from darts.config import load_section
+    from darts.errors import DartsError
+    from darts.search.cnn import memory_format
+
+    cpu = torch.device("cpu")
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+    assert memory_format(load_section("search_cnn", params, "smoke"), cpu) == torch.channels_last
+    assert memory_format(load_section("search_cnn", params, "smoke", bf16=True), cpu) == torch.contiguous_format
+    with pytest.raises(DartsError, match="search_cnn.bf16 with search_cnn.memory_format=channels_last"):
+        memory_format(load_section("search_cnn", params, "smoke", bf16=True, memory_format="channels_last"), cpu)

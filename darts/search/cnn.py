@@ -33,6 +33,7 @@ from darts import runtime, schedules
 from darts.config import Params, SearchCNN, config_hash, section_dict
 from darts.data import cifar
 from darts.data.loading import derive_seed, epoch_loader, eval_loader
+from darts.errors import DartsError
 from darts.evaluation import evaluate_classifier, topk_hits
 from darts.run import Run
 from darts.search.bilevel import Architect
@@ -231,8 +232,13 @@ def memory_format(cfg: SearchCNN, device: torch.device) -> torch.memory_format:
     """channels_last on the CPU under ``auto``: its convolutions and pools run ~1.6x faster there.
     Not the same float32 numbers as contiguous (DEVIATIONS.md); the resolved layout is in the run key."""
     choice = cfg.memory_format
+    # bf16 autocast with channels_last on the CPU gives NaN gradients from the first step (torch 2.14.1)
+    cpu_bf16 = device.type == "cpu" and cfg.bf16
     if choice == "auto":
-        choice = "channels_last" if device.type == "cpu" else "contiguous"
+        choice = "channels_last" if device.type == "cpu" and not cpu_bf16 else "contiguous"
+    elif choice == "channels_last" and cpu_bf16:
+        raise DartsError("search_cnn.bf16 with search_cnn.memory_format=channels_last on the CPU gives NaN "
+                         "gradients (torch's CPU bf16 kernels); use memory_format auto or contiguous")
     return torch.channels_last if choice == "channels_last" else torch.contiguous_format
 
 
