@@ -51,6 +51,30 @@ def test_smoke_pipeline_reaches_the_tables(repo, reproduced):
     assert 0.0 <= metrics["test_error"] <= 100.0
 
 
+def test_smoke_tables_show_learning(repo, reproduced):
+    """Every final run in the tables beats its statistical margin (tests/learning.py): CIFAR-10 error
+    below chance by 3 standard errors of the images scored, every LM below the add-one unigram."""
+    import csv
+
+    import yaml
+
+    import learning
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    table = list(csv.DictReader((repo / "results/table1_cifar10.csv").open()))
+    ours = [row for row in table if row["source"] == "ours"]
+    assert len(ours) == len(params["pipeline"]["cnn_methods"]) == 3, ours
+    for run in (repo / "runs/train_cifar10").iterdir():
+        metrics = read_json(run / "metrics.json")
+        assert metrics["test_error"] < learning.error_threshold(metrics["test_images"]), (run, metrics)
+    for dataset in ("ptb", "wikitext2"):
+        cfg = params[f"train_{dataset}"]
+        baseline = learning.lm_baseline(repo / "data" / dataset, cfg["train_tokens"], cfg["eval_tokens"],
+                                         cfg["test_batch_size"])
+        for run in (repo / f"runs/train_{dataset}").iterdir():
+            assert read_json(run / "metrics.json")["test_ppl"] < baseline["unigram_ppl"], run
+
+
 def test_leaf_change_reruns_only_that_stage_and_tabulate(repo, env, reproduced):
     set_param(repo, ["train_wikitext2", "epochs"], 1)
     ran = stages_run(run(["dvc", "repro"], repo, env).stdout)

@@ -1,4 +1,4 @@
-"""The smoke scale's final runs learn (issue 11, item 5): a bug that stopped training from learning
+"""The smoke scale's final runs learn: a bug that stopped training from learning
 must fail here, not pass unnoticed as chance-level numbers in the smoke tables.
 
 Each final trainer runs once through the `darts` CLI at smoke scale (the tracked params.yaml's
