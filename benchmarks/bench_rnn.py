@@ -17,7 +17,7 @@ import os
 import time
 
 CONFIGS = [("first", "finite_difference"), ("second", "finite_difference"), ("second", "exact")]
-# The official RNN search step (quark0/darts rnn/, modern torch) on this 2-core machine, batch 16, BPTT 35 (issue 5).
+# The official RNN search step (quark0/darts rnn/, modern torch) on this 2-core machine, batch 16, BPTT 35.
 OFFICIAL_SECONDS = {"first": (1.4, 1.6), "second": (3.1, 3.7)}
 VOCAB, BPTT = 10_000, 35
 PARAMS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "params.yaml")

@@ -1,5 +1,5 @@
 """Peak memory (and seconds) of one CNN search step at the paper's search size, with and without the
-GPU levers: activation checkpointing per cell and bf16 autocast (issue 14, item 4).
+GPU levers: activation checkpointing per cell and bf16 autocast.
 
 Batch 64, 8 cells, 16 channels, 32x32 inputs, the CPU's layout (channels_last). Each row runs in a
 fresh process (one alpha step + one weight step) and reports its peak resident memory

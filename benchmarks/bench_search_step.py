@@ -3,7 +3,7 @@ search size (8 cells, 16 channels, 32x32 CIFAR-sized inputs), on the CPU.
 
 Each configuration runs in a fresh process, so its peak resident memory (VmHWM) is its own.
 ``passes`` counts network forwards and backwards per step (hooks on the network); ``fb-equiv``
-is the step's time in units of one plain training forward-backward, the cost measure of issue 3.
+is the step's time in units of one plain training forward-backward, the cost measure used in BENCHMARKS.md.
 
     python benchmarks/bench_search_step.py [--threads 2] [--steps 3] [--batch 16 64]
                                            [--layout channels_last contiguous]
@@ -19,7 +19,7 @@ import sys
 import time
 
 CONFIGS = [("first", "finite_difference"), ("second", "finite_difference"), ("second", "exact")]
-# The official code (quark0/darts, modern torch) on a 2-core machine, batch 16 (issue 3).
+# The official code (quark0/darts, modern torch) on a 2-core machine, batch 16.
 OFFICIAL_SECONDS = {"first": (5.6, 7.0), "second": (12.0, 14.0)}
 OFFICIAL_PEAK_GB = (3.3, 4.2)
 

@@ -1,4 +1,4 @@
-"""The GPU acceptance check (issue 14, item 5): every GPU number BENCHMARKS.md lacks, in one run.
+"""The GPU acceptance check: every GPU number BENCHMARKS.md lacks, in one run.
 
     python3 benchmarks/gpu_check.py [--data DIR] [--budget-s 480]
 

@@ -112,7 +112,7 @@ def test_a_checkpoint_past_the_runs_epochs_is_refused_naming_the_file(tmp_path):
 
 
 def test_a_bit_flip_in_a_search_checkpoints_alphas_never_resumes(tmp_path):
-    """Issue 13 item 3 at the command line: one flipped bit in the stored alphas of `search cnn`."""
+    """At the command line: one flipped bit in the stored alphas of `search cnn`."""
     def args(out: Path) -> list[str]:
         return ["search", "cnn", "--seed", "0", "--order", "first", "--out", str(out),
                 "--data", str(mirror_root() / "cifar10-mini"), "--params", str(REPO / "params.yaml"),

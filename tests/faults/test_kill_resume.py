@@ -56,7 +56,7 @@ def test_search_cnn_killed_at_every_write_site_ends_bit_identical(tmp_path):
     assert_exact(out, ckpt, rundir.SEARCH_FILES)
     assert comparable(out) == comparable(reference)
 
-    # Issue 13 item 2: a finished checkpoint resumed into an empty folder writes every documented file.
+    # A finished checkpoint resumed into an empty folder writes every documented file.
     shutil.rmtree(out)
     ok(darts(search_cnn(tmp_path, out), tmp_path))
     assert_exact(out, ckpt, rundir.SEARCH_FILES)
