@@ -1,5 +1,5 @@
 """The second-order finite-difference alpha step, ours before and after the per-pass overhead work
-of the step's per-pass work (fused ``torch._foreach`` weight arithmetic, one scratch set of buffer copies
+(fused ``torch._foreach`` weight arithmetic, one scratch set of buffer copies
 instead of clones per evaluation, fp32 finite-difference points), side by side in one process.
 
 Both Architects are built on the same network, optimizers and batches and run alternately; the
