@@ -77,16 +77,14 @@ def main() -> None:
         for label, rev in ([("before " + args.before, args.before)] if args.before else []) + [("this checkout", None)]:
             folder, code = prepare(rev, Path(tmp) / label.replace(" ", "_"))
             env = env_for(args.mirror.resolve(), code)
-            first, stages, out = repro(folder, env)
-            warnings = len(re.findall(r"WARNING", out))
+            first, stages, _ = repro(folder, env)
             second, again, _ = repro(folder, env)
             inside = loop_seconds(folder / "runs")
-            rows.append((label, first, stages, inside, first - inside, warnings, second, again))
-    print("| pipeline | `dvc repro` s | stages run | in training loops s | engine + start-up s (share) | warnings | second `dvc repro` s (stages) |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, first, stages, inside, rest, warnings, second, again in rows:
-        print(f"| {label} | {first:.0f} | {stages} | {inside:.0f} | {rest:.0f} ({rest / first:.0%}) | {warnings} "
-              f"| {second:.1f} ({again}) |")
+            rows.append((label, first, stages, inside, first - inside, second, again))
+    print("| pipeline | `dvc repro` s | stages run | in training loops s | engine + start-up s (share) | second `dvc repro` s (stages) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, first, stages, inside, rest, second, again in rows:
+        print(f"| {label} | {first:.0f} | {stages} | {inside:.0f} | {rest:.0f} ({rest / first:.0%}) | {second:.1f} ({again}) |")
 
 
 if __name__ == "__main__":
