@@ -44,6 +44,7 @@ from darts.search.common import (
     average_gradients,
     check_finite,
     eigenvalue_due,
+    in_world,
     reducer,
     result_files,
 )
@@ -96,13 +97,7 @@ def run_key(params: Params, seed: int, data_summary: dict[str, Any], layout: tor
 
 def search(params: Params, seed: int, out: str | Path, data_root: str | Path) -> dict[str, Any]:
     """Run (or resume) the search; write the run directory; return its final metrics."""
-    cfg = params.search_cnn
-    device = runtime.setup(params.runtime, seed)
-    world, device = D.init_world(device)
-    try:
-        return _search(params, seed, out, data_root, device, world)
-    finally:
-        D.shutdown(world)
+    return in_world(params.runtime, seed, lambda device, world: _search(params, seed, out, data_root, device, world))
 
 
 def _search(params: Params, seed: int, out: str | Path, data_root: str | Path, device: torch.device,

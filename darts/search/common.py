@@ -6,19 +6,20 @@ the step-level NaN guard, the diagnostics schedule and the collectives of the da
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from darts import rundir
+from darts import distributed, rundir, runtime
 from darts.distributed import World
 from darts.errors import DartsError
 from darts.io import write_json
 from darts.run import listed, nonfinite
 
 if TYPE_CHECKING:
+    from darts.config import Runtime
     from darts.genotypes import Genotype
 
 
@@ -90,3 +91,16 @@ def all_finite_check(values: Mapping[str, Tensor], world: World) -> dict[str, Te
     stacked = torch.stack([values[n].detach().double() for n in names])
     dist.all_reduce(stacked)
     return dict(zip(names, stacked.unbind()))
+
+
+Result = TypeVar("Result")
+
+
+def in_world(runtime_params: Runtime, seed: int, body: Callable[[torch.device, World], Result]) -> Result:
+    """Set up the device and seeds, join the process group (none for one process), run ``body``, leave it."""
+    device = runtime.setup(runtime_params, seed)
+    world, device = distributed.init_world(device)
+    try:
+        return body(device, world)
+    finally:
+        distributed.shutdown(world)

@@ -44,6 +44,7 @@ from darts.search.common import (
     average_gradients,
     check_finite,
     eigenvalue_due,
+    in_world,
     reducer,
     result_files,
 )
@@ -126,13 +127,7 @@ def rank_columns(source: Tensor, world: D.World) -> Tensor:
 
 def search(params: Params, seed: int, out: str | Path, data_root: str | Path) -> dict[str, Any]:
     """Run (or resume) the search; write the run directory; return its final metrics."""
-    cfg = params.search_rnn
-    device = runtime.setup(params.runtime, seed)
-    world, device = D.init_world(device)
-    try:
-        return _search(params, seed, out, data_root, device, world)
-    finally:
-        D.shutdown(world)
+    return in_world(params.runtime, seed, lambda device, world: _search(params, seed, out, data_root, device, world))
 
 
 def _search(params: Params, seed: int, out: str | Path, data_root: str | Path, device: torch.device,
