@@ -75,6 +75,22 @@ def test_smoke_tables_show_learning(repo, reproduced):
             assert read_json(run / "metrics.json")["test_ppl"] < baseline["unigram_ppl"], run
 
 
+def test_dvc_metrics_show_one_headline_file_with_readable_keys(repo, env, reproduced):
+    """`dvc metrics show --json` (what `dvc exp show/diff` read): one file, keys a reader understands."""
+    import json
+
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env).stdout)
+    (workspace,) = shown.values()
+    assert list(workspace["data"]) == ["results/metrics.json"]
+    metrics = workspace["data"]["results/metrics.json"]["data"]
+    assert set(metrics) == {"cifar10", "imagenet", "ptb", "wikitext2", "search_cnn", "search_rnn"}
+    assert set(metrics["cifar10"]) == {"first", "second", "random"}
+    assert {"test_error_mean", "test_error_std", "runs"} <= set(metrics["cifar10"]["second"])
+    assert {"valid_ppl", "test_ppl"} <= set(metrics["ptb"]["second"]) and set(metrics["wikitext2"]) == {"second"}
+    assert {"top1_error", "top5_error"} <= set(metrics["imagenet"]["second"])
+    assert {"valid_acc_mean", "seeds"} <= set(metrics["search_cnn"]["second"])
+
+
 def test_leaf_change_reruns_only_that_stage_and_tabulate(repo, env, reproduced):
     set_param(repo, ["train_wikitext2", "epochs"], 1)
     ran = stages_run(run(["dvc", "repro"], repo, env).stdout)
