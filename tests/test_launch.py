@@ -10,7 +10,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +28,7 @@ from darts.errors import ConfigError, DartsError
 from darts.genotypes import load_genotype
 from darts.io import read_json
 from darts.train import cnn
+from pipeline_helpers import free_port_pair
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = REPO / "params.yaml"
@@ -163,18 +163,6 @@ def test_a_worker_failure_is_the_launch_exit_status(tmp_path, mirror):
 
 
 # -- a real SLURM job -----------------------------------------------------------------------------
-
-def free_port_pair() -> int:
-    while True:
-        with socket.socket() as a, socket.socket() as b:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            try:
-                b.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
-
 
 @pytest.fixture()
 def slurm(tmp_path):

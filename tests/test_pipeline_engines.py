@@ -10,7 +10,6 @@ import os
 import re
 import sys
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 import yaml
 
 from darts.io import read_json
-from pipeline_helpers import REPO, fresh_clone, kill_after_checkpoint, run, tool_env
+from pipeline_helpers import REPO, free_port_pair, fresh_clone, kill_after_checkpoint, run, tool_env
 
 SLURM_SCRIPT = REPO / "workflow" / "slurm" / "localslurm.sh"
 WORKFLOW_PROFILE = REPO / "workflow" / "profiles" / "default" / "config.yaml"
@@ -117,18 +116,6 @@ def test_installed_slurm_profile_is_found_by_name(tmp_path, mirror):
     text = out.stdout + out.stderr
     assert "Using profiles slurm and workflow specific profile" in text, text[-3000:]
     assert "slurm_partition=gpu" in text
-
-
-def free_port_pair() -> int:
-    while True:
-        with socket.socket() as a, socket.socket() as b:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            try:
-                b.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
 
 
 @pytest.fixture()
