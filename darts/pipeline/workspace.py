@@ -40,7 +40,8 @@ def _files(root: Path, entry: str) -> list[str]:
 def sync(project: Path, dest: Path, scale: str) -> list[str]:
     """Make ``dest`` a workspace of ``project`` at ``scale``; return the files it changed."""
     project, dest = project.resolve(), dest.resolve()
-    if dest == project or project in dest.parents and dest.parent == project and dest.name in SOURCES:
+    sources = [project / entry for entry in SOURCES]
+    if dest == project or any(dest == s or s in dest.parents for s in sources):
         raise DartsError(f"{dest}: a workspace needs its own folder, not the project or one of its sources")
     params_file = project / "params.yaml"
     tree, _ = resolve_tree(params_file, read_yaml(params_file), scale)
